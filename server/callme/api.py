@@ -1,0 +1,175 @@
+"""The JSON API for the widget and the expert console: /api/v1."""
+from flask import Blueprint, current_app, jsonify, request, session
+from marshmallow import ValidationError
+
+from .calls import CallError
+from .errors import ApiError
+from .extensions import db
+from .models import Call, Expert
+from .openapi import openapi_document
+from .schemas import CallCreatedSchema, CallStateSchema, CreateCallSchema, ExpertSchema, LoginSchema, StatusSchema
+from .tokens import TokenError
+from .urls import current_expert, own_origin, ws_url
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+RECEIPT_MAX_AGE = 90 * 24 * 3600
+
+
+def service():
+    return current_app.extensions["callme.calls"]
+
+
+def load_json(schema):
+    """Validate the JSON body: 400 when it is not a JSON object, 422 when fields are wrong."""
+    if not request.is_json:
+        raise ApiError(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "The body is not a JSON object.")
+    try:
+        return schema.load(data)
+    except ValidationError as e:
+        raise ApiError(422, "invalid", "Some fields are not valid.", fields=e.messages) from None
+
+
+def origin_allowed(expert, origin):
+    return origin == own_origin() or origin in (expert.allowed_origins or [])
+
+
+def limit(rule_name, key):
+    wait = current_app.extensions["callme.limiter"].hit(key, current_app.config[rule_name])
+    if wait:
+        raise ApiError(429, "rate_limited", f"Too many attempts; try again in {wait} seconds.",
+                       headers={"Retry-After": str(wait)})
+
+
+def expert_or_404(handle):
+    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle))
+    if expert is None:
+        raise ApiError(404, "expert_not_found", f"Expert {handle!r} does not exist.")
+    return expert
+
+
+def terms(obj):
+    return {"price": obj.price_minor, "currency": obj.currency,
+            "free_seconds": obj.free_seconds, "cap_minutes": obj.cap_minutes}
+
+
+@bp.get("/experts/<handle>/status")
+def expert_status(handle):
+    """The expert's public status, readable cross-origin by the sites allowed to embed them."""
+    expert = expert_or_404(handle)
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed(expert, origin):
+        raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
+    body = StatusSchema().dump({
+        "handle": expert.handle, "display_name": expert.display_name,
+        "status": service().status(expert.id),
+        "price": {"amount": expert.price_minor, "currency": expert.currency},
+        "free_seconds": expert.free_seconds, "cap_minutes": expert.cap_minutes,
+        "rating": None, "next_available": None,
+    })
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=5"
+    response.headers["Vary"] = "Origin"
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+@bp.post("/calls")
+def create_call():
+    """Create a call on the expert's current terms; returns the visitor's token."""
+    data = load_json(CreateCallSchema())
+    limit("RATE_LIMIT_CALLS", f"calls:{request.remote_addr}")
+    expert = expert_or_404(data["expert"])
+    for origin in (request.headers.get("Origin"), data["origin"]):
+        if origin and not origin_allowed(expert, origin):
+            raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
+    if data["kind"] != "instant":
+        raise ApiError(409, "booking_required", f"A {data['kind']} call needs a booking first.")
+    price = data["price"]
+    if (price["amount"], price["currency"]) != (expert.price_minor, expert.currency):
+        raise ApiError(409, "price_changed", "The price has changed since it was shown.",
+                       extra={"price": {"amount": expert.price_minor, "currency": expert.currency}})
+    status = service().status(expert.id)
+    if status != "online":
+        raise ApiError(409, f"expert_{status}", f"{expert.display_name} is {status}.", extra={"status": status})
+    limit("RATE_LIMIT_RINGS", f"rings:{expert.id}")
+    try:
+        call = service().create(expert, data["kind"], data["origin"])
+    except CallError as e:
+        raise ApiError(409, e.code, e.message, extra={"status": "busy"}) from None
+    body = CallCreatedSchema().dump({
+        "call_id": call.id, "role": "visitor", **service().grant(call, "visitor"),
+        "ws_url": ws_url(call.id), "terms": terms(call),
+    })
+    return jsonify(body), 201
+
+
+@bp.get("/calls/<call_id>")
+def call_state(call_id):
+    """A call's state and, once ended, its result. Needs a call or receipt token."""
+    token = request.args.get("receipt") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not token:
+        raise ApiError(401, "token_required", "Send the call's token as 'Authorization: Bearer <token>'.")
+    tokens = service().tokens
+    try:
+        if request.args.get("receipt"):
+            tokens.check_receipt_token(token, call_id, RECEIPT_MAX_AGE)
+        else:
+            tokens.check_call_token(token, current_app.config["CALL_TOKEN_TTL"], call_id=call_id)
+    except TokenError as e:
+        raise ApiError(403 if e.code == "token_wrong_call" else 401, e.code, e.message) from None
+    call = db.session.get(Call, call_id)
+    if call is None:
+        raise ApiError(404, "call_not_found", "This call does not exist.")
+    return jsonify(CallStateSchema().dump({
+        "call_id": call.id, "expert": call.expert.handle, "kind": call.kind, "state": call.state,
+        "terms": terms(call), "end_reason": call.end_reason, "ended_by": call.ended_by,
+        "duration_ms": call.billed_ms, "minutes": call.billed_minutes, "amount": call.amount_minor,
+        "currency": call.currency,
+    }))
+
+
+@bp.post("/session")
+def login():
+    """Log an expert in: sets an HttpOnly session cookie."""
+    data = load_json(LoginSchema())
+    limit("RATE_LIMIT_LOGIN", f"login:{request.remote_addr}")
+    expert = db.session.scalar(db.select(Expert).filter_by(email=data["email"].lower()))
+    if expert is None or not expert.check_password(data["password"]):
+        raise ApiError(401, "bad_credentials", "The email or password is wrong.")
+    session.clear()
+    session["expert_id"] = expert.id
+    session.permanent = True
+    return jsonify(expert_json(expert))
+
+
+@bp.get("/session")
+def whoami():
+    expert = current_expert()
+    if expert is None:
+        raise ApiError(401, "not_logged_in", "Log in first.")
+    return jsonify(expert_json(expert))
+
+
+@bp.delete("/session")
+def logout():
+    session.clear()
+    return "", 204
+
+
+def expert_json(expert):
+    return ExpertSchema().dump({
+        "id": expert.id, "handle": expert.handle, "display_name": expert.display_name, "email": expert.email,
+        "price": {"amount": expert.price_minor, "currency": expert.currency},
+        "free_seconds": expert.free_seconds, "cap_minutes": expert.cap_minutes,
+        "allowed_origins": expert.allowed_origins or [],
+    })
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

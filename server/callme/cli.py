@@ -1,0 +1,130 @@
+"""Command line: ``callme expert create``, ``callme serve``, ``callme demo`` and Flask's own."""
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .extensions import db
+from .models import HANDLE_RE, Expert
+
+CURRENCY_HELP = "ISO 4217 code, e.g. USD"
+
+
+def init_app(app):
+    app.cli.add_command(expert_group)
+    app.cli.add_command(serve)
+    app.cli.add_command(demo)
+
+
+@click.group("expert")
+def expert_group():
+    """Manage expert accounts."""
+
+
+def create_expert(email, password, handle, name, price, currency="USD", free_seconds=None,
+                  cap_minutes=None, origins=()):
+    """Create an expert; raise ValueError with a readable message for bad values."""
+    handle = handle.lower()
+    if not HANDLE_RE.match(handle):
+        raise ValueError("The handle takes 1-32 lowercase letters, digits and inner dashes.")
+    if "@" not in email:
+        raise ValueError("The email address is not valid.")
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"The currency must be an {CURRENCY_HELP}.")
+    if price < 0:
+        raise ValueError("The price cannot be negative.")
+    if len(password) < 8:
+        raise ValueError("The password needs at least 8 characters.")
+    if db.session.scalar(db.select(Expert).where((Expert.handle == handle) | (Expert.email == email.lower()))):
+        raise ValueError("An expert with that handle or email already exists.")
+    cfg = current_app.config
+    expert = Expert(
+        email=email.lower(), handle=handle, display_name=name, price_minor=price, currency=currency.upper(),
+        free_seconds=cfg["DEFAULT_FREE_SECONDS"] if free_seconds is None else free_seconds,
+        cap_minutes=cfg["DEFAULT_CAP_MINUTES"] if cap_minutes is None else cap_minutes,
+        allowed_origins=[o.rstrip("/") for o in origins],
+    )
+    expert.set_password(password)
+    db.session.add(expert)
+    db.session.commit()
+    return expert
+
+
+@expert_group.command("create")
+@click.option("--email", required=True)
+@click.option("--handle", required=True, help="The unique URL name, e.g. ray.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--price", type=int, required=True, help="Price per minute in minor units (150 = 1.50).")
+@click.option("--currency", default="USD", show_default=True, help=CURRENCY_HELP)
+@click.option("--free-seconds", type=int, default=None, help="Free threshold (default 60).")
+@click.option("--cap-minutes", type=int, default=None, help="Longest call (default 60).")
+@click.option("--origin", "origins", multiple=True, help="A site allowed to embed the button (repeat).")
+@click.password_option(envvar="CALLME_EXPERT_PASSWORD")
+@with_appcontext
+def create_expert_command(email, handle, name, price, currency, free_seconds, cap_minutes, origins, password):
+    """Create an expert account."""
+    try:
+        expert = create_expert(email, password, handle, name, price, currency, free_seconds, cap_minutes, origins)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(f"Created expert {expert.handle} ({expert.email}).")
+
+
+def gunicorn_argv(bind, workers=1, extra=()):
+    """The gunicorn command that serves callme: gevent workers, cheap idle sockets."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
+            "--worker-connections", "20000", "--bind", bind, "--graceful-timeout", "5",
+            "--no-control-socket", *extra, "callme:create_app()"]
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@click.option("--workers", default=1, show_default=True,
+              help="More than one needs REDIS_URL (a shared bus).")
+@with_appcontext
+def serve(bind, workers):
+    """Upgrade the database and serve with gunicorn (gevent)."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    if workers > 1 and not current_app.config.get("REDIS_URL"):
+        raise click.UsageError("Several workers need a shared bus: set REDIS_URL, or run one worker.")
+    os.environ.setdefault("CALLME_INSTANCE", current_app.instance_path)
+    os.environ.setdefault("SECRET_KEY", current_app.config["SECRET_KEY"])
+    argv = gunicorn_argv(bind, workers)
+    os.execv(argv[0], argv)
+
+
+@click.command("demo")
+@click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@with_appcontext
+def demo(bind):
+    """Serve with a demo expert (ray@example.com / demo-password) and print the URLs."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    host, _, port = bind.rpartition(":")
+    if not db.session.scalar(db.select(Expert).filter_by(handle="ray")):
+        create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD",
+                      origins=[f"http://localhost:{int(port) + 1}", f"http://127.0.0.1:{int(port) + 1}"])
+    base = f"http://{host}:{port}"
+    click.echo(f"""
+callme is running.
+  Expert login:     POST {base}/api/v1/session  (ray@example.com / demo-password)
+  Expert console:   {base.replace('http', 'ws')}/ws/console
+  Public status:    {base}/api/v1/experts/ray/status
+  API description:  {base}/api/v1/openapi.json
+""")
+    os.environ.setdefault("CALLME_INSTANCE", current_app.instance_path)
+    os.environ.setdefault("SECRET_KEY", current_app.config["SECRET_KEY"])
+    argv = gunicorn_argv(bind)
+    os.execv(argv[0], argv)
+
+
+def main():
+    from . import create_app
+
+    FlaskGroup(create_app=create_app, add_default_commands=True,
+               help="callme: sell your time over live browser calls.")(prog_name="callme")

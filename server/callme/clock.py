@@ -1,0 +1,73 @@
+"""The server's clock: a background loop that runs the call service's ``tick``.
+
+It starts with the first request a process serves (never at import or in the CLI), so a
+pre-forking server starts one per worker. With the in-process bus it first takes the
+database lease that keeps a second process from serving the same calls.
+"""
+import logging
+import threading
+import time
+
+from .bus import InProcessBus, LeaseError, claim_lease, holder_id
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+LEASE_RENEW_S = 10
+
+
+class Clock:
+    def __init__(self, app, service, bus):
+        self.app, self.service, self.bus = app, service, bus
+        self._lock = threading.Lock()
+        self._thread = None
+        self._stop = threading.Event()
+        self.fatal = None
+
+    def ensure_started(self):
+        """Start the loop once; raise LeaseError if another process owns the in-process bus."""
+        if self._thread is not None or self.fatal:
+            if self.fatal:
+                raise LeaseError(self.fatal)
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            try:
+                self._renew_lease()
+            except LeaseError as e:
+                self.fatal = str(e)
+                log.critical("%s", e)
+                raise
+            self._thread = threading.Thread(target=self._run, name="callme-clock", daemon=True)
+            self._thread.start()
+
+    def _renew_lease(self):
+        if not isinstance(self.bus, InProcessBus):
+            return
+        with self.app.app_context():
+            with db.engine.begin() as connection:
+                claim_lease(connection, holder_id(), int(time.time() * 1000))
+
+    def stop(self):
+        self._stop.set()
+
+    def _run(self):
+        interval = self.app.config["METER_INTERVAL"]
+        last_lease = time.monotonic()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with self.app.app_context():
+                    self.service.tick()
+                    self.service.refresh_tokens()
+                if started - last_lease >= LEASE_RENEW_S:
+                    self._renew_lease()
+                    last_lease = started
+            except LeaseError as e:
+                self.fatal = str(e)
+                log.critical("%s", e)
+                return
+            except Exception:
+                log.exception("clock tick failed")
+            self._stop.wait(max(0.05, interval - (time.monotonic() - started)))

@@ -1,0 +1,86 @@
+"""Configuration from environment variables, with defaults that run as they are."""
+import os
+import secrets
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _int(name, default):
+    return int(_env(name, default))
+
+
+def _list(name, default=""):
+    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+
+
+def _bool(name, default):
+    return str(_env(name, default)).lower() in ("1", "true", "yes", "on")
+
+
+class Config:
+    """Production-ready defaults; every setting can be overridden by an environment variable."""
+
+    # A random key keeps a zero-configuration run safe; set SECRET_KEY to keep sessions
+    # and tokens valid across restarts. Old keys go in SECRET_KEY_FALLBACKS (comma list):
+    # they still verify, only SECRET_KEY signs.
+    SECRET_KEY = _env("SECRET_KEY") or secrets.token_hex(32)
+    SECRET_KEY_FALLBACKS = _list("SECRET_KEY_FALLBACKS")
+
+    # None means "SQLite in the instance folder", resolved by the app factory.
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = _env("REDIS_URL")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    PUBLIC_URL = _env("PUBLIC_URL")  # e.g. https://callme.example; derived from requests when unset
+
+    # Calls and metering (seconds unless said otherwise).
+    CALL_TOKEN_TTL = _int("CALL_TOKEN_TTL", 120)
+    RING_TIMEOUT = _int("RING_TIMEOUT", 30)
+    CONNECT_TIMEOUT = _int("CONNECT_TIMEOUT", 60)  # accepted -> both peers connected
+    HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 5)  # what clients are told to send
+    PRESENCE_TTL = _int("PRESENCE_TTL", 30)
+    SILENCE_GRACE = _int("SILENCE_GRACE", 30)
+    HEARTBEAT_PERSIST = _int("HEARTBEAT_PERSIST", 5)
+    METER_INTERVAL = float(_env("METER_INTERVAL", 1.0))
+    CAP_WARNINGS = [int(s) for s in _list("CAP_WARNINGS", "120,60,30")]
+    DEFAULT_FREE_SECONDS = _int("DEFAULT_FREE_SECONDS", 60)
+    DEFAULT_CAP_MINUTES = _int("DEFAULT_CAP_MINUTES", 60)
+    MAX_FRAME_BYTES = _int("MAX_FRAME_BYTES", 64 * 1024)
+
+    # Abuse limits: "count/seconds".
+    RATE_LIMIT_CALLS = _env("RATE_LIMIT_CALLS", "10/60")
+    RATE_LIMIT_RINGS = _env("RATE_LIMIT_RINGS", "30/60")
+    RATE_LIMIT_LOGIN = _env("RATE_LIMIT_LOGIN", "10/60")
+
+    # ICE servers handed to both peers. Empty by default: no public STUN/TURN is ever assumed.
+    STUN_URLS = _list("STUN_URLS")
+    TURN_URLS = _list("TURN_URLS")
+    TURN_SECRET = _env("TURN_SECRET")
+    TURN_TTL = _int("TURN_TTL", 3600)
+
+    # flask-sock: a hard transport limit above the protocol's own frame limit, and pings
+    # so that dead TCP connections are noticed.
+    SOCK_SERVER_OPTIONS = {"ping_interval": 25, "max_message_size": 1024 * 1024}
+    # permessage-deflate costs ~100 KB per socket (see shared/TESTING.md); frames are tiny.
+    WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
+
+    # The background clock (ring time-outs, silence, cap, meter frames). Off for unit tests.
+    START_CLOCK = True
+
+
+class TestConfig(Config):
+    """A throw-away database and short timers."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    RATE_LIMIT_CALLS = "1000/60"
+    RATE_LIMIT_RINGS = "1000/60"
+    RATE_LIMIT_LOGIN = "1000/60"
+    START_CLOCK = False

@@ -1,0 +1,153 @@
+"""Database models. Clock fields of a call are integer milliseconds since the epoch."""
+import re
+import secrets
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+HANDLE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+
+OPEN_STATES = ("created", "ringing", "accepted", "active")
+CALL_STATES = OPEN_STATES + ("ended",)
+CALL_KINDS = ("instant", "consultation", "appointment")
+
+
+def utcnow():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_call_id():
+    return secrets.token_urlsafe(12)
+
+
+class Expert(db.Model):
+    __tablename__ = "experts"
+    __table_args__ = (
+        sa.CheckConstraint("price_minor >= 0", name="ck_experts_price_minor"),
+        sa.CheckConstraint("free_seconds >= 0", name="ck_experts_free_seconds"),
+        sa.CheckConstraint("cap_minutes >= 1", name="ck_experts_cap_minutes"),
+        sa.CheckConstraint("length(currency) = 3", name="ck_experts_currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    handle: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(120))
+    price_minor: Mapped[int] = mapped_column(sa.Integer, default=0)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    price_changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    free_seconds: Mapped[int] = mapped_column(sa.Integer, default=60)
+    cap_minutes: Mapped[int] = mapped_column(sa.Integer, default=60)
+    allowed_origins: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    calls = relationship("Call", back_populates="expert", lazy="dynamic")
+
+    def set_password(self, password):
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self):
+        return f"<Expert {self.handle}>"
+
+
+class Call(db.Model):
+    __tablename__ = "calls"
+    __table_args__ = (
+        sa.CheckConstraint("price_minor >= 0", name="ck_calls_price_minor"),
+        sa.CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="ck_calls_amount_minor"),
+        sa.CheckConstraint(f"state IN {CALL_STATES!r}", name="ck_calls_state"),
+        # One open call per expert, enforced by the database so that two racing
+        # visitors cannot both ring the same expert.
+        sa.Index(
+            "uq_calls_one_open_per_expert", "expert_id", unique=True,
+            sqlite_where=sa.text("state <> 'ended'"),
+            postgresql_where=sa.text("state <> 'ended'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_call_id)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="instant")
+    state: Mapped[str] = mapped_column(sa.String(16), default="created", index=True)
+    # Terms locked when the call is created: a later price change never touches this call.
+    price_minor: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    free_seconds: Mapped[int] = mapped_column(sa.Integer)
+    cap_minutes: Mapped[int] = mapped_column(sa.Integer)
+    origin: Mapped[str | None] = mapped_column(sa.String(255))
+
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    rung_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    accepted_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    active_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    visitor_seen_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    expert_seen_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    visitor_connected_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    expert_connected_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    end_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    ended_by: Mapped[str | None] = mapped_column(sa.String(16))
+
+    billed_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+    billed_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    amount_minor: Mapped[int | None] = mapped_column(sa.Integer)
+    settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+    expert = relationship("Expert", back_populates="calls")
+
+    @property
+    def is_open(self):
+        return self.state in OPEN_STATES
+
+    def __repr__(self):
+        return f"<Call {self.id} {self.state}>"
+
+
+class LedgerEntry(db.Model):
+    """One movement of money. Rows are only ever inserted."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        sa.CheckConstraint("amount_minor >= 0", name="ck_ledger_amount_minor"),
+        sa.CheckConstraint("length(currency) = 3", name="ck_ledger_currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A stable key per movement: inserting the same movement twice violates it.
+    key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(sa.ForeignKey("calls.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    detail: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+@event.listens_for(LedgerEntry, "before_update")
+@event.listens_for(LedgerEntry, "before_delete")
+def _ledger_is_append_only(mapper, connection, target):
+    raise AppendOnlyError("ledger rows are never changed or deleted")
+
+
+class BusLease(db.Model):
+    """Which process holds the in-process bus (see bus.py)."""
+
+    __tablename__ = "bus_lease"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(255))
+    renewed_ms: Mapped[int] = mapped_column(sa.BigInteger)

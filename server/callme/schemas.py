@@ -1,0 +1,91 @@
+"""Request and response bodies of the JSON API; the OpenAPI document is built from these."""
+from marshmallow import Schema, fields, validate
+
+from .models import CALL_KINDS, HANDLE_RE
+
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
+
+
+class PriceSchema(Schema):
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10_000_000),
+                            metadata={"description": "Price per minute in minor units (cents)."})
+    currency = fields.String(required=True, validate=CURRENCY)
+
+
+class CreateCallSchema(Schema):
+    expert = fields.String(required=True, validate=validate.Regexp(HANDLE_RE, error="Not an expert handle."))
+    kind = fields.String(load_default="instant", validate=validate.OneOf(CALL_KINDS))
+    price = fields.Nested(PriceSchema, required=True,
+                          metadata={"description": "The price the visitor was shown; it must still be current."})
+    origin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255),
+                           metadata={"description": "Origin of the page that embeds the button."})
+
+
+class IceServerSchema(Schema):
+    urls = fields.List(fields.String())
+    username = fields.String()
+    credential = fields.String()
+
+
+class TermsSchema(Schema):
+    price = fields.Integer()
+    currency = fields.String()
+    free_seconds = fields.Integer()
+    cap_minutes = fields.Integer()
+
+
+class CallCreatedSchema(Schema):
+    call_id = fields.String()
+    role = fields.String()
+    token = fields.String()
+    expires_in = fields.Integer(metadata={"description": "Seconds the token stays valid for joining."})
+    ws_url = fields.String()
+    ice_servers = fields.List(fields.Nested(IceServerSchema))
+    terms = fields.Nested(TermsSchema)
+
+
+class CallStateSchema(Schema):
+    call_id = fields.String()
+    expert = fields.String()
+    kind = fields.String()
+    state = fields.String()
+    terms = fields.Nested(TermsSchema)
+    end_reason = fields.String(allow_none=True)
+    ended_by = fields.String(allow_none=True)
+    duration_ms = fields.Integer(allow_none=True)
+    minutes = fields.Integer(allow_none=True)
+    amount = fields.Integer(allow_none=True)
+    currency = fields.String()
+
+
+class StatusSchema(Schema):
+    handle = fields.String()
+    display_name = fields.String()
+    status = fields.String(metadata={"enum": ["online", "busy", "offline"]})
+    price = fields.Nested(PriceSchema)
+    free_seconds = fields.Integer()
+    cap_minutes = fields.Integer()
+    rating = fields.Float(allow_none=True, metadata={"description": "Average rating, when rated."})
+    next_available = fields.String(allow_none=True)
+
+
+class LoginSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class ExpertSchema(Schema):
+    id = fields.Integer()
+    handle = fields.String()
+    display_name = fields.String()
+    email = fields.String()
+    price = fields.Nested(PriceSchema)
+    free_seconds = fields.Integer()
+    cap_minutes = fields.Integer()
+    allowed_origins = fields.List(fields.String())
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields")

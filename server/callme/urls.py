@@ -1,0 +1,25 @@
+"""The server's own origin and the URLs it hands out."""
+from urllib.parse import urlsplit
+
+from flask import current_app, request, session
+
+from .extensions import db
+from .models import Expert
+
+
+def own_origin():
+    base = current_app.config.get("PUBLIC_URL") or request.host_url
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def ws_url(call_id):
+    origin = own_origin()
+    scheme = "wss" if origin.startswith("https:") else "ws"
+    return f"{scheme}://{urlsplit(origin).netloc}/ws/calls/{call_id}"
+
+
+def current_expert():
+    """The expert logged in on this session, or None."""
+    expert_id = session.get("expert_id")
+    return db.session.get(Expert, expert_id) if isinstance(expert_id, int) else None
