@@ -50,9 +50,9 @@ class LiveServer:
                            "SECRET_KEY": self.env["SECRET_KEY"], "START_CLOCK": False, "TESTING": True})
 
     def start(self, timeout=20):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(gunicorn_argv(f"127.0.0.1:{self.port}"), cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(gunicorn_argv(f"127.0.0.1:{self.port}"), cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
