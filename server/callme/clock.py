@@ -14,6 +14,7 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 LEASE_RENEW_S = 10
+RETRY_LEASE_S = 5
 
 
 class Clock:
@@ -23,22 +24,25 @@ class Clock:
         self._thread = None
         self._stop = threading.Event()
         self.fatal = None
+        self._refused_at = 0.0
 
     def ensure_started(self):
         """Start the loop once; raise LeaseError if another process owns the in-process bus."""
-        if self._thread is not None or self.fatal:
-            if self.fatal:
-                raise LeaseError(self.fatal)
+        if self._thread is not None:
             return
         with self._lock:
             if self._thread is not None:
                 return
+            # A refused process asks again now and then: the holder may have died elsewhere.
+            if self.fatal and time.monotonic() - self._refused_at < RETRY_LEASE_S:
+                raise LeaseError(self.fatal)
             try:
                 self._renew_lease()
             except LeaseError as e:
-                self.fatal = str(e)
+                self.fatal, self._refused_at = str(e), time.monotonic()
                 log.critical("%s", e)
                 raise
+            self.fatal = None
             self._thread = threading.Thread(target=self._run, name="callme-clock", daemon=True)
             self._thread.start()
 
@@ -65,7 +69,8 @@ class Clock:
                     self._renew_lease()
                     last_lease = started
             except LeaseError as e:
-                self.fatal = str(e)
+                with self._lock:
+                    self.fatal, self._refused_at, self._thread = str(e), time.monotonic(), None
                 log.critical("%s", e)
                 return
             except Exception:

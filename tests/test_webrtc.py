@@ -1,0 +1,178 @@
+"""Real calls between two aiortc peers through a live gunicorn server, loopback only.
+
+The server rings, relays, meters and settles; the media is real (Opus over SRTP on
+127.0.0.1). Each test runs in a network namespace that holds nothing but ``lo``.
+"""
+import asyncio
+import time
+
+import pytest
+import requests
+
+from callme import metering
+from callme.extensions import db
+from callme.models import Call, LedgerEntry
+
+from .conftest import seed_expert
+from .live import loopback_only
+from .peers import Socket, login
+
+pytestmark = [pytest.mark.webrtc, pytest.mark.live]
+
+
+@pytest.fixture
+def isolated():
+    try:
+        with loopback_only():
+            yield
+    except OSError as e:
+        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
+
+
+@pytest.fixture
+def server(isolated, live_factory):
+    server = live_factory()
+    seed_expert(server, price=150, free_seconds=2)
+    return server
+
+
+async def start_call(server):
+    """Console online, visitor calls, expert accepts, media connects. Returns the pieces."""
+    from .rtc import Participant
+
+    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
+    await console.send("presence", status="online")
+    await console.wait("presence")
+    r = requests.post(server.url + "/api/v1/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"}})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["ice_servers"] == []
+    visitor = Participant("visitor", created["ws_url"], created["token"], created["ice_servers"])
+    await visitor.join()
+    ring = await console.wait("ring")
+    await console.send("accept", call_id=ring["call_id"])
+    accepted = await console.wait("accepted")
+    expert = Participant("expert", accepted["ws_url"], accepted["token"], accepted["ice_servers"])
+    await expert.join()
+    await asyncio.wait_for(asyncio.gather(visitor.connected.wait(), expert.connected.wait()), 15)
+    active = await visitor.socket.wait("active")
+    await expert.socket.wait("active")
+    return console, visitor, expert, created, active
+
+
+def stored_call(server, call_id):
+    app = server.app()
+    with app.app_context():
+        call = db.session.get(Call, call_id)
+        rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
+        db.session.expunge_all()
+        return call, rows
+
+
+async def finish(console, *participants):
+    for p in participants:
+        await p.close()
+    await console.close()
+
+
+def test_real_call_is_billed_to_the_cent(server):
+    async def scenario():
+        console, visitor, expert, created, active = await start_call(server)
+        t_active = time.monotonic()
+        # Audio flows both ways.
+        await visitor.wait_for_packets(0)
+        await expert.wait_for_packets(0)
+        meter = await visitor.socket.wait("meter")
+        assert meter["currency"] == "USD" and meter["price"] == 150
+        await asyncio.sleep(3.2 - (time.monotonic() - t_active))
+        n_v, n_e = await visitor.packets_received(), await expert.packets_received()
+        assert n_v > 50 and n_e > 50, (n_v, n_e)
+        late = visitor.socket.of("meter")[-1]
+        assert late["minutes"] == 1 and late["amount"] == 150 and late["free_left_ms"] == 0
+        await visitor.socket.send("hangup")
+        measured_ms = (time.monotonic() - t_active) * 1000
+        ended = await visitor.socket.wait("ended")
+        assert (await expert.socket.wait("ended"))["amount"] == ended["amount"]
+        assert (await console.wait("call_ended"))["call_id"] == created["call_id"]
+        await finish(console, visitor, expert)
+        return measured_ms, ended
+
+    measured_ms, ended = asyncio.run(scenario())
+    call, rows = stored_call(server, ended["call_id"])
+    terms = metering.Terms(150, "USD", 2, call.cap_minutes)
+    # The server's clock and ours agree to within a few hundred ms, far from any boundary.
+    assert abs(call.billed_ms - measured_ms) < 500, (call.billed_ms, measured_ms)
+    expected = metering.bill(terms, 0, int(measured_ms))
+    assert (call.billed_minutes, call.amount_minor) == (expected.minutes, expected.amount_minor) == (1, 150)
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows] == [("charge", 150, "USD")]
+    assert ended["reason"] == "hangup" and ended["by"] == "visitor" and ended["amount"] == 150
+
+
+def test_call_ended_inside_free_threshold_costs_nothing(server):
+    async def scenario():
+        console, visitor, expert, created, active = await start_call(server)
+        await expert.wait_for_packets(0)
+        await expert.socket.send("hangup")
+        ended = await visitor.socket.wait("ended")
+        await finish(console, visitor, expert)
+        return ended
+
+    ended = asyncio.run(scenario())
+    assert ended["amount"] == 0 and ended["minutes"] == 0 and ended["by"] == "expert"
+    call, rows = stored_call(server, ended["call_id"])
+    assert call.billed_ms < 2000 and call.amount_minor == 0 and rows == []
+
+
+def test_dropped_socket_reconnects_and_the_call_goes_on(server):
+    async def scenario():
+        console, visitor, expert, created, active = await start_call(server)
+        t_active = time.monotonic()
+        await visitor.drop()
+        await asyncio.sleep(1.5)  # inside SILENCE_GRACE (3 s)
+        # Media is peer to peer: it keeps flowing while signaling is down.
+        before = await expert.packets_received()
+        await expert.wait_for_packets(before)
+        assert not expert.socket.of("ended")
+        welcome = await visitor.join()
+        assert welcome["state"] == "active"
+        await visitor.socket.wait("meter")
+        await asyncio.sleep(max(0, 4.5 - (time.monotonic() - t_active)))
+        await visitor.socket.send("hangup")
+        measured_ms = (time.monotonic() - t_active) * 1000
+        ended = await expert.socket.wait("ended")
+        await finish(console, visitor, expert)
+        return measured_ms, ended
+
+    measured_ms, ended = asyncio.run(scenario())
+    assert ended["reason"] == "hangup"
+    call, rows = stored_call(server, ended["call_id"])
+    assert abs(call.billed_ms - measured_ms) < 500
+    assert [(r.amount_minor) for r in rows] == [150]
+
+
+def test_killed_and_restarted_server_loses_no_billed_time(isolated, live_factory):
+    server = live_factory()
+    seed_expert(server, price=150, free_seconds=2)
+
+    async def scenario():
+        console, visitor, expert, created, active = await start_call(server)
+        t_active = time.monotonic()
+        await asyncio.sleep(1)
+        server.kill()  # SIGKILL: no clean shutdown, nothing flushed on the way out
+        await asyncio.sleep(0.5)
+        restarted = live_factory(port=server.port, seed=False)
+        assert restarted.port == server.port
+        await asyncio.gather(visitor.join(), expert.join())
+        await visitor.socket.wait("meter")
+        await asyncio.sleep(max(0, 5 - (time.monotonic() - t_active)))
+        await visitor.socket.send("hangup")
+        measured_ms = (time.monotonic() - t_active) * 1000
+        ended = await visitor.socket.wait("ended")
+        await finish(console, visitor, expert)
+        return measured_ms, ended
+
+    measured_ms, ended = asyncio.run(scenario())
+    call, rows = stored_call(server, ended["call_id"])
+    # Every second from "active" to the hang-up is billed, the time the server was down included.
+    assert abs(call.billed_ms - measured_ms) < 700, (call.billed_ms, measured_ms)
+    assert [(r.amount_minor, r.key) for r in rows] == [(150, f"call:{ended['call_id']}:charge")]
