@@ -99,25 +99,39 @@ LIVE_ENV = {
 }
 
 
-@pytest.fixture
-def live_factory(tmp_path):
-    """Start live servers (gunicorn, gevent) on loopback; stopped after the test."""
+def _live_factory(workdir):
     from .live import LiveServer
 
     servers = []
 
-    def start(env=None, port=None, seed=True):
-        server = LiveServer(tmp_path, env={**LIVE_ENV, **(env or {})}, port=port)
+    def start(env=None, port=None, seed=True, workdir=workdir, healthy=True):
+        server = LiveServer(workdir, env={**LIVE_ENV, **(env or {})}, port=port)
         if seed:
             app = server.app()
             with app.app_context():
                 from flask_migrate import upgrade
 
                 upgrade()
-        servers.append(server.start())
+        servers.append(server.start(healthy=healthy))
         return server
 
+    return start, servers
+
+
+@pytest.fixture
+def live_factory(tmp_path):
+    """Start live servers (gunicorn, gevent) on loopback; stopped after the test."""
+    start, servers = _live_factory(tmp_path)
     yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """One live server shared by a module's tests (each test seeds its own expert)."""
+    start, servers = _live_factory(tmp_path_factory.mktemp("live"))
+    yield start()
     for server in servers:
         server.stop()
 

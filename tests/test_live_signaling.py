@@ -1,39 +1,66 @@
-"""Signaling through a live gunicorn server: ring, accept, relay, meter, end (no media)."""
+"""Signaling through a live gunicorn server (no media): ring, accept, decline, time-outs,
+presence, silence, and every bad frame and token on the sockets."""
 import asyncio
+import itertools
+import json
 
 import pytest
 import requests
+
+from callme.extensions import db
+from callme.models import Call, LedgerEntry
 
 from .conftest import seed_expert
 from .peers import Socket, login
 
 pytestmark = pytest.mark.live
+_n = itertools.count(1)
 
 
-async def online_console(server, email="ray@example.com"):
-    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, email, "password123"))
+@pytest.fixture
+def handle(live_server):
+    """A fresh expert on the shared live server."""
+    name = f"sig{next(_n)}"
+    seed_expert(live_server, handle=name, price=150, free_seconds=2)
+    return name
+
+
+async def online_console(server, handle):
+    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, f"{handle}@example.com", "password123"))
     await console.wait("hello")
     await console.send("presence", status="online")
     await console.wait("presence")
     return console
 
 
-def create_call(server, handle="ray", price=150, currency="USD"):
-    r = requests.post(server.url + "/api/v1/calls",
-                      json={"expert": handle, "price": {"amount": price, "currency": currency}}, timeout=5)
+def post_call(server, handle, price=150, currency="USD"):
+    return requests.post(server.url + "/api/v1/calls",
+                         json={"expert": handle, "price": {"amount": price, "currency": currency}}, timeout=5)
+
+
+def create_call(server, handle):
+    r = post_call(server, handle)
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def connect_call(server):
-    """Visitor calls, expert accepts; both joined. Return (console, visitor, expert, created)."""
-    console = await online_console(server)
-    created = create_call(server)
+def status(server, handle):
+    return requests.get(f"{server.url}/api/v1/experts/{handle}/status", timeout=5).json()["status"]
+
+
+async def ringing_call(server, handle):
+    console = await online_console(server, handle)
+    created = create_call(server, handle)
     visitor = await Socket.open(created["ws_url"])
     await visitor.send("hello", token=created["token"])
     await visitor.wait("welcome")
     ring = await console.wait("ring")
-    assert ring["call_id"] == created["call_id"]
+    assert ring["call_id"] == created["call_id"] and ring["price"] == 150
+    return console, visitor, created
+
+
+async def connected_call(server, handle):
+    console, visitor, created = await ringing_call(server, handle)
     await console.send("accept", call_id=created["call_id"])
     accepted = await console.wait("accepted")
     await visitor.wait("accepted")
@@ -42,15 +69,29 @@ async def connect_call(server):
     await expert.wait("welcome")
     await visitor.wait("peer")
     await expert.wait("peer")
-    return console, visitor, expert, created
+    return console, visitor, expert, created, accepted
 
 
-def test_ring_accept_relay_meter_hangup(live_factory):
-    server = live_factory()
-    seed_expert(server)
+async def close_all(*sockets):
+    for s in sockets:
+        await s.close()
+
+
+def stored(server, call_id):
+    app = server.app()
+    with app.app_context():
+        call = db.session.get(Call, call_id)
+        rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
+        db.session.expunge_all()
+        return call, rows
+
+
+def test_ring_accept_relay_meter_hangup(live_server, handle):
+    server = live_server
 
     async def scenario():
-        console, visitor, expert, created = await connect_call(server)
+        console, visitor, expert, created, _ = await connected_call(server, handle)
+        assert status(server, handle) == "busy"
         await visitor.send("offer", sdp="v=0 offer")
         assert (await expert.wait("offer"))["sdp"] == "v=0 offer"
         await expert.send("answer", sdp="v=0 answer")
@@ -72,7 +113,193 @@ def test_ring_accept_relay_meter_hangup(live_factory):
         assert ended["minutes"] == 1 and ended["amount"] == 150
         r = requests.get(f"{server.url}/api/v1/calls/{created['call_id']}", params={"receipt": ended["receipt"]})
         assert r.json()["amount"] == 150 and r.json()["state"] == "ended"
-        for s in (console, visitor, expert):
-            await s.close()
+        assert (await console.wait("presence", after=2))["status"] == "online"
+        await close_all(console, visitor, expert)
 
     asyncio.run(scenario())
+    assert status(server, handle) == "offline"  # the console closed
+
+
+@pytest.mark.parametrize("outcome", ["declined", "missed", "cancelled"])
+def test_calls_that_never_connect_cost_nothing(live_server, handle, outcome):
+    server = live_server
+
+    async def scenario():
+        console, visitor, created = await ringing_call(server, handle)
+        if outcome == "declined":
+            await console.send("decline", call_id=created["call_id"])
+        elif outcome == "cancelled":
+            await visitor.send("hangup")
+        # "missed": nobody answers within RING_TIMEOUT (3 s in the live config)
+        ended = await visitor.wait("ended", timeout=8)
+        ring_ended = await console.wait("ring_ended", timeout=8)
+        await close_all(console, visitor)
+        return ended, ring_ended
+
+    ended, ring_ended = asyncio.run(scenario())
+    assert ended["reason"] == outcome == ring_ended["reason"]
+    assert ended["amount"] == 0
+    call, rows = stored(server, ended["call_id"])
+    assert call.state == "ended" and call.amount_minor == 0 and rows == []
+
+
+def test_offline_and_busy_experts_refuse_calls(live_server, handle):
+    server = live_server
+    assert status(server, handle) == "offline"
+    r = post_call(server, handle)
+    assert r.status_code == 409 and r.json()["error"] == "expert_offline"
+
+    async def scenario():
+        console, visitor, created = await ringing_call(server, handle)
+        assert status(server, handle) == "busy"
+        r = post_call(server, handle)
+        assert r.status_code == 409 and r.json()["error"] == "expert_busy"
+        await console.send("presence", status="offline")
+        await console.wait("presence", after=2)
+        await visitor.send("hangup")
+        await visitor.wait("ended")
+        await close_all(console, visitor)
+
+    asyncio.run(scenario())
+    assert status(server, handle) == "offline"
+
+
+def test_silent_side_ends_the_call_at_its_last_heartbeat(live_server, handle):
+    server = live_server
+
+    async def scenario():
+        console, visitor, expert, created, _ = await connected_call(server, handle)
+        await visitor.send("state", connection="connected")
+        await expert.send("state", connection="connected")
+        await visitor.wait("active")
+
+        async def beat():
+            while True:
+                await visitor.send("heartbeat")
+                await asyncio.sleep(0.5)
+        beating = asyncio.create_task(beat())
+        await asyncio.sleep(1)
+        await expert.send("heartbeat")
+        await asyncio.sleep(0.3)
+        expert.ws.transport.abort()  # the expert vanishes; the visitor keeps beating
+        ended = await visitor.wait("ended", timeout=10)
+        beating.cancel()
+        await close_all(console, visitor, expert)
+        return ended
+
+    ended = asyncio.run(scenario())
+    assert ended["reason"] == "silence" and ended["by"] == "expert"
+    call, rows = stored(server, ended["call_id"])
+    assert call.ended_ms == call.expert_seen_ms
+    assert 1000 <= call.billed_ms <= 2500  # from active to the expert's last sign of life
+    assert call.amount_minor == (150 if call.billed_ms >= 2000 else 0)
+
+
+BAD_CALL_FRAMES = [
+    (b"\x00\x01", "bad_frame"),
+    ("not json", "bad_json"),
+    ("[1, 2]", "bad_frame"),
+    ('{"sdp": "x"}', "unknown_type"),
+    ('{"type": "teleport"}', "unknown_type"),
+    ('{"type": "offer"}', "bad_frame"),
+    ('{"type": "offer", "sdp": 5}', "bad_frame"),
+    ('{"type": "candidate", "candidate": "c", "sdpMLineIndex": true}', "bad_frame"),
+    ('{"type": "state", "connection": "happy"}', "bad_frame"),
+    ('{"type": "heartbeat", "extra": 1}', "bad_frame"),
+    (json.dumps({"type": "offer", "sdp": "x" * 70_000}), "frame_too_large"),
+    ('{"type": "hello", "token": "again"}', "out_of_turn"),
+]
+
+
+def test_bad_frames_get_error_frames_and_change_nothing(live_server, handle):
+    server = live_server
+
+    async def scenario():
+        console, visitor, expert, created, _ = await connected_call(server, handle)
+        for raw, code in BAD_CALL_FRAMES:
+            mark = len(visitor.frames)
+            await visitor.ws.send(raw)
+            error = await visitor.wait("error", after=mark)
+            assert error["code"] == code, (raw[:40], error)
+        # Nothing was relayed, the call is still accepted, and the socket still works.
+        assert not expert.of("offer") and not expert.of("error")
+        await visitor.send("offer", sdp="v=0 fine")
+        assert (await expert.wait("offer"))["sdp"] == "v=0 fine"
+        for raw, code in [('{"type": "presence", "status": "away"}', "bad_frame"), ("{]", "bad_json"),
+                          ('{"type": "accept", "call_id": 7}', "bad_frame"),
+                          ('{"type": "accept", "call_id": "nope"}', "call_not_found"),
+                          (json.dumps({"type": "accept", "call_id": created["call_id"]}), "not_ringing")]:
+            mark = len(console.frames)
+            await console.ws.send(raw)
+            assert (await console.wait("error", after=mark))["code"] == code
+        call, _ = stored(server, created["call_id"])
+        assert call.state == "accepted"
+        await visitor.send("hangup")
+        await visitor.wait("ended")
+        await close_all(console, visitor, expert)
+
+    asyncio.run(scenario())
+
+
+def test_relay_before_the_peer_joins_is_out_of_turn(live_server, handle):
+    async def scenario():
+        console, visitor, created = await ringing_call(live_server, handle)
+        await visitor.send("offer", sdp="v=0")
+        assert (await visitor.wait("error"))["code"] == "out_of_turn"
+        await visitor.send("hangup")
+        await visitor.wait("ended")
+        await close_all(console, visitor)
+
+    asyncio.run(scenario())
+
+
+def test_tokens_on_sockets(live_server, handle):
+    """Wrong call, garbage, replay after the end: an error frame and the socket is closed."""
+    server = live_server
+
+    async def hello(url, token):
+        s = await Socket.open(url)
+        await s.send("hello", token=token)
+        error = await s.wait("error")
+        await asyncio.wait_for(s._reader, 5)  # the server closes it
+        return error["code"]
+
+    async def scenario():
+        console, visitor, created = await ringing_call(server, handle)
+        other_url = created["ws_url"].rsplit("/", 1)[0] + "/someothercall"
+        assert await hello(other_url, created["token"]) == "token_wrong_call"
+        assert await hello(created["ws_url"], created["token"][:-2] + "xx") == "token_invalid"
+        s = await Socket.open(created["ws_url"])
+        await s.send("heartbeat")
+        assert (await s.wait("error"))["code"] == "out_of_turn"
+        await s.close()
+        await visitor.send("hangup")
+        await visitor.wait("ended")
+        assert await hello(created["ws_url"], created["token"]) == "call_ended"
+        await close_all(console, visitor)
+
+    asyncio.run(scenario())
+
+
+def test_console_refuses_strangers(live_server, handle):
+    async def scenario():
+        s = await Socket.open(live_server.ws + "/ws/console")
+        assert (await s.wait("error"))["code"] == "not_logged_in"
+        await s.close()
+        cookie = login(live_server.url, f"{handle}@example.com", "password123")
+        s = await Socket.open(live_server.ws + "/ws/console", cookie=cookie, origin="https://evil.example")
+        assert (await s.wait("error"))["code"] == "origin_not_allowed"
+        await s.close()
+
+    asyncio.run(scenario())
+
+
+def test_second_process_on_the_same_database_is_refused_loudly(live_factory):
+    first = live_factory()
+    seed_expert(first, handle="solo")
+    assert requests.get(first.url + "/api/v1/experts/solo/status").status_code == 200
+    second = live_factory(seed=False, healthy=False)
+    r = requests.get(second.url + "/api/v1/experts/solo/status")
+    assert r.status_code == 503 and r.json()["error"] == "misconfigured"
+    assert "REDIS_URL" in r.json()["message"]
+    assert requests.get(first.url + "/api/v1/experts/solo/status").status_code == 200
