@@ -133,6 +133,7 @@ def test_dropped_socket_reconnects_and_the_call_goes_on(server):
         before = await expert.packets_received()
         await expert.wait_for_packets(before)
         assert not expert.socket.of("ended")
+        visitor.token = created["token"]  # the very token the call was created with
         welcome = await visitor.join()
         assert welcome["state"] == "active"
         await visitor.socket.wait("meter")
