@@ -7,7 +7,7 @@ from callme import create_app
 from callme.cli import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
-from callme.models import Call
+from callme.models import Call, LedgerEntry
 
 _seq = itertools.count(1)
 
@@ -143,3 +143,13 @@ def seed_expert(server, handle="ray", price=150, **kw):
                                kw.pop("currency", "USD"), kw.pop("free_seconds", 2), kw.pop("cap_minutes", None),
                                kw.pop("origins", ("https://ray.example",)))
         return expert.id
+
+
+def stored_call(server, call_id):
+    """The call's row and its ledger rows, read from a live server's database."""
+    app = server.app()
+    with app.app_context():
+        call = db.session.get(Call, call_id)
+        rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
+        db.session.expunge_all()
+        return call, rows

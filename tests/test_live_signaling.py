@@ -7,10 +7,8 @@ import json
 import pytest
 import requests
 
-from callme.extensions import db
-from callme.models import Call, LedgerEntry
 
-from .conftest import seed_expert
+from .conftest import seed_expert, stored_call
 from .peers import Socket, login
 
 pytestmark = pytest.mark.live
@@ -77,15 +75,6 @@ async def close_all(*sockets):
         await s.close()
 
 
-def stored(server, call_id):
-    app = server.app()
-    with app.app_context():
-        call = db.session.get(Call, call_id)
-        rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
-        db.session.expunge_all()
-        return call, rows
-
-
 def test_ring_accept_relay_meter_hangup(live_server, handle):
     server = live_server
 
@@ -139,7 +128,7 @@ def test_calls_that_never_connect_cost_nothing(live_server, handle, outcome):
     ended, ring_ended = asyncio.run(scenario())
     assert ended["reason"] == outcome == ring_ended["reason"]
     assert ended["amount"] == 0
-    call, rows = stored(server, ended["call_id"])
+    call, rows = stored_call(server, ended["call_id"])
     assert call.state == "ended" and call.amount_minor == 0 and rows == []
 
 
@@ -189,7 +178,7 @@ def test_silent_side_ends_the_call_at_its_last_heartbeat(live_server, handle):
 
     ended = asyncio.run(scenario())
     assert ended["reason"] == "silence" and ended["by"] == "expert"
-    call, rows = stored(server, ended["call_id"])
+    call, rows = stored_call(server, ended["call_id"])
     assert call.ended_ms == call.expert_seen_ms
     assert 1000 <= call.billed_ms <= 2500  # from active to the expert's last sign of life
     assert call.amount_minor == (150 if call.billed_ms >= 2000 else 0)
@@ -232,7 +221,7 @@ def test_bad_frames_get_error_frames_and_change_nothing(live_server, handle):
             mark = len(console.frames)
             await console.ws.send(raw)
             assert (await console.wait("error", after=mark))["code"] == code
-        call, _ = stored(server, created["call_id"])
+        call, _ = stored_call(server, created["call_id"])
         assert call.state == "accepted"
         await visitor.send("hangup")
         await visitor.wait("ended")

@@ -10,10 +10,8 @@ import pytest
 import requests
 
 from callme import metering
-from callme.extensions import db
-from callme.models import Call, LedgerEntry
 
-from .conftest import seed_expert
+from .conftest import seed_expert, stored_call
 from .live import loopback_only
 from .peers import Socket, login
 
@@ -58,15 +56,6 @@ async def start_call(server):
     active = await visitor.socket.wait("active")
     await expert.socket.wait("active")
     return console, visitor, expert, created, active
-
-
-def stored_call(server, call_id):
-    app = server.app()
-    with app.app_context():
-        call = db.session.get(Call, call_id)
-        rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
-        db.session.expunge_all()
-        return call, rows
 
 
 async def finish(console, *participants):

@@ -3,7 +3,7 @@ import logging
 import os
 import secrets
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 

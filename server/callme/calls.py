@@ -14,10 +14,14 @@ from . import metering
 from .extensions import db
 from .ice import ice_servers
 from .ledger import settle
-from .models import OPEN_STATES, Call, Expert
+from .models import OPEN_STATES, Call
 from .tokens import tokens_for
 
 log = logging.getLogger(__name__)
+
+
+# End reasons of calls that were never answered: the console stops ringing.
+NEVER_ANSWERED = ("cancelled", "missed", "declined", "expired")
 
 
 def wall_ms():
@@ -256,10 +260,12 @@ class CallService:
                 self._dirty.discard((call.id, role))
         frame = self.ended_frame(call)
         self._both(call.id, frame)
-        self.bus.publish(expert_channel(call.expert_id), {"type": "ring_ended" if reason in ("cancelled", "missed", "declined", "expired") else "call_ended",
-                                                          "call_id": call.id, "reason": reason})
-        self.bus.publish(expert_channel(call.expert_id), {"type": "presence", "status": self.status(call.expert_id)})
-        log.info("call %s ended: %s by %s, %s ms, %s %s", call.id, reason, by, bill.duration_ms, bill.amount_minor, bill.currency)
+        console = expert_channel(call.expert_id)
+        kind = "ring_ended" if reason in NEVER_ANSWERED else "call_ended"
+        self.bus.publish(console, {"type": kind, "call_id": call.id, "reason": reason})
+        self.bus.publish(console, {"type": "presence", "status": self.status(call.expert_id)})
+        log.info("call %s ended: %s by %s, %s ms, %s %s",
+                 call.id, reason, by, bill.duration_ms, bill.amount_minor, bill.currency)
         return True
 
     def ended_frame(self, call):

@@ -9,7 +9,7 @@ import logging
 import secrets
 import threading
 
-from flask import Blueprint, current_app, request, session
+from flask import Blueprint, current_app, request
 from simple_websocket import ConnectionClosed
 
 from . import signaling
