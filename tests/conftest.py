@@ -107,10 +107,9 @@ def _live_factory(workdir):
     def start(env=None, port=None, seed=True, workdir=workdir, healthy=True):
         server = LiveServer(workdir, env={**LIVE_ENV, **(env or {})}, port=port)
         if seed:
-            app = server.app()
-            with app.app_context():
-                from flask_migrate import upgrade
+            from flask_migrate import upgrade
 
+            with server.db():
                 upgrade()
         servers.append(server.start(healthy=healthy))
         return server
@@ -137,8 +136,7 @@ def live_server(tmp_path_factory):
 
 
 def seed_expert(server, handle="ray", price=150, **kw):
-    app = server.app()
-    with app.app_context():
+    with server.db():
         expert = create_expert(f"{handle}@example.com", "password123", handle, handle.title(), price,
                                kw.pop("currency", "USD"), kw.pop("free_seconds", 2), kw.pop("cap_minutes", None),
                                kw.pop("origins", ("https://ray.example",)))
@@ -147,8 +145,7 @@ def seed_expert(server, handle="ray", price=150, **kw):
 
 def stored_call(server, call_id):
     """The call's row and its ledger rows, read from a live server's database."""
-    app = server.app()
-    with app.app_context():
+    with server.db():
         call = db.session.get(Call, call_id)
         rows = db.session.scalars(db.select(LedgerEntry).filter_by(call_id=call_id)).all()
         db.session.expunge_all()

@@ -41,12 +41,20 @@ class LiveServer:
         self.proc = None
         self.log_path = os.path.join(self.workdir, f"server-{self.port}.log")
 
-    def app(self):
-        """An app on the same database, for seeding and reading it from the test."""
+    @contextlib.contextmanager
+    def db(self):
+        """An app context on the server's database, for seeding and reading it from the test."""
         from callme import create_app
+        from callme.extensions import db
 
-        return create_app({"SQLALCHEMY_DATABASE_URI": self.env["DATABASE_URL"],
-                           "SECRET_KEY": self.env["SECRET_KEY"], "START_CLOCK": False, "TESTING": True})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": self.env["DATABASE_URL"],
+                          "SECRET_KEY": self.env["SECRET_KEY"], "START_CLOCK": False, "TESTING": True})
+        with app.app_context():
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
 
     def start(self, timeout=20, healthy=True):
         """Start and wait until it answers (200 on /healthz unless ``healthy`` is False)."""
