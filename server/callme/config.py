@@ -70,6 +70,9 @@ class Config:
     # permessage-deflate costs ~100 KB per socket (see shared/TESTING.md); frames are tiny.
     WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
 
+    # Where embed/ and widget/ live (the repository root by default).
+    ASSETS_DIR = _env("CALLME_ASSETS", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
     # The background clock (ring time-outs, silence, cap, meter frames). Off for unit tests.
     START_CLOCK = True
 
