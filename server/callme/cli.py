@@ -1,6 +1,10 @@
 """Command line: ``callme expert create``, ``callme serve``, ``callme demo`` and Flask's own."""
+import functools
+import http.server
 import os
+import subprocess
 import sys
+import threading
 
 import click
 from flask import current_app
@@ -99,28 +103,45 @@ def serve(bind, workers):
 
 @click.command("demo")
 @click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@click.option("--site-port", default=5001, show_default=True, help="Where the example expert site is served.")
 @with_appcontext
-def demo(bind):
-    """Serve with a demo expert (ray@example.com / demo-password) and print the URLs."""
+def demo(bind, site_port):
+    """Serve callme with a demo expert, and the example expert site on a second origin."""
     from flask_migrate import upgrade
 
     upgrade()
     host, _, port = bind.rpartition(":")
+    site_origins = [f"http://127.0.0.1:{site_port}", f"http://localhost:{site_port}"]
     if not db.session.scalar(db.select(Expert).filter_by(handle="ray")):
-        create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD",
-                      origins=[f"http://localhost:{int(port) + 1}", f"http://127.0.0.1:{int(port) + 1}"])
+        create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
     base = f"http://{host}:{port}"
+    site = os.path.join(current_app.config["ASSETS_DIR"], "examples", "expert-site")
+    handler = functools.partial(_QuietHandler, directory=site)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {**os.environ, "CALLME_INSTANCE": current_app.instance_path, "SECRET_KEY": current_app.config["SECRET_KEY"]}
+    server = subprocess.Popen(gunicorn_argv(bind), env=env)
     click.echo(f"""
 callme is running.
-  Expert login:     POST {base}/api/v1/session  (ray@example.com / demo-password)
-  Expert console:   {base.replace('http', 'ws')}/ws/console
-  Public status:    {base}/api/v1/experts/ray/status
-  API description:  {base}/api/v1/openapi.json
+  As the visitor, open the expert's own site:  http://127.0.0.1:{site_port}/
+  or the expert's callme page:                  {base}/ray
+  As the expert, log in and go online:          {base}/login   (ray@example.com / demo-password)
+  Public status (JSON):                         {base}/api/v1/experts/ray/status
+  API description:                              {base}/api/v1/openapi.json
+Press Ctrl-C to stop.
 """)
-    os.environ.setdefault("CALLME_INSTANCE", current_app.instance_path)
-    os.environ.setdefault("SECRET_KEY", current_app.config["SECRET_KEY"])
-    argv = gunicorn_argv(bind)
-    os.execv(argv[0], argv)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(10)
+    finally:
+        httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
 
 
 def main():
