@@ -20,10 +20,6 @@ from .tokens import tokens_for
 log = logging.getLogger(__name__)
 
 
-# End reasons of calls that were never answered: the console stops ringing.
-NEVER_ANSWERED = ("cancelled", "missed", "declined", "expired")
-
-
 def wall_ms():
     return int(time.time() * 1000)
 
@@ -240,6 +236,7 @@ class CallService:
     def end(self, call, reason, by=None, end_ms=None):
         """End an open call, bill it and settle it in one transaction. False if already ended."""
         end_ms = self.clock() if end_ms is None else end_ms
+        was = call.state
         bill = metering.bill(terms_of(call), call.active_ms, end_ms if call.active_ms else None)
         done = db.session.execute(
             sa.update(Call).where(Call.id == call.id, Call.state == call.state).values(
@@ -261,7 +258,7 @@ class CallService:
         frame = self.ended_frame(call)
         self._both(call.id, frame)
         console = expert_channel(call.expert_id)
-        kind = "ring_ended" if reason in NEVER_ANSWERED else "call_ended"
+        kind = "ring_ended" if was in ("created", "ringing") else "call_ended"
         self.bus.publish(console, {"type": kind, "call_id": call.id, "reason": reason})
         self.bus.publish(console, {"type": "presence", "status": self.status(call.expert_id)})
         log.info("call %s ended: %s by %s, %s ms, %s %s",
@@ -307,15 +304,17 @@ class CallService:
             self.end(call, "failed")
             return
         terms = terms_of(call)
-        if state == "active" and now - call.active_ms >= terms.cap_ms:
-            self.end(call, "cap", end_ms=call.active_ms + terms.cap_ms)
-            return
+        cap_end = call.active_ms + terms.cap_ms if state == "active" else None
         seen = self.seen_of(call)
         floor = max(self.started_ms, call.created_ms)
         last = metering.silent_since(seen, now, cfg["SILENCE_GRACE"] * 1000, floor_ms=floor)
-        if last is not None:
+        # Whichever came first wins, even when a late tick sees both.
+        if last is not None and (cap_end is None or last < cap_end):
             silent_role = min((r for r, t in seen.items() if t == last))
             self.end(call, "silence", by=silent_role, end_ms=max(last, call.active_ms or last))
+            return
+        if cap_end is not None and now >= cap_end:
+            self.end(call, "cap", end_ms=cap_end)
             return
         if state == "active":
             self._push_meter(call, terms, now, cfg)
@@ -337,7 +336,8 @@ class CallService:
             conns = dict(self._local.get(call.id, {}))
             sent = self._warned.setdefault(call.id, set())
             due = metering.due_warnings(terms, call.active_ms, now, cfg["CAP_WARNINGS"], sent)
-            sent.update(due)
+            if due:
+                sent.update(w for w in cfg["CAP_WARNINGS"] if w >= due[0])
         if not conns:
             return
         frame = {"type": "meter", **metering.meter(terms, call.active_ms, now)}

@@ -2,6 +2,7 @@
 import functools
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from .extensions import db
 from .models import HANDLE_RE, Expert
+from .schemas import MAX_PRICE
 
 CURRENCY_HELP = "ISO 4217 code, e.g. USD"
 
@@ -35,10 +37,16 @@ def create_expert(email, password, handle, name, price, currency="USD", free_sec
         raise ValueError("The handle takes 1-32 lowercase letters, digits and inner dashes.")
     if "@" not in email:
         raise ValueError("The email address is not valid.")
-    if len(currency) != 3 or not currency.isalpha():
+    if not re.fullmatch(r"[A-Za-z]{3}", currency):
         raise ValueError(f"The currency must be an {CURRENCY_HELP}.")
     if price < 0:
         raise ValueError("The price cannot be negative.")
+    if price > MAX_PRICE:
+        raise ValueError(f"The price can be at most {MAX_PRICE} minor units per minute.")
+    if free_seconds is not None and free_seconds < 0:
+        raise ValueError("The free seconds cannot be negative.")
+    if cap_minutes is not None and cap_minutes < 1:
+        raise ValueError("The cap must be at least 1 minute.")
     if len(password) < 8:
         raise ValueError("The password needs at least 8 characters.")
     if db.session.scalar(db.select(Expert).where((Expert.handle == handle) | (Expert.email == email.lower()))):

@@ -23,9 +23,7 @@ def _wants_json():
 
 
 def _json(status, code, message, fields=None, headers=None, extra=None):
-    body = {"error": code, "message": message, **(extra or {})}
-    if fields:
-        body["fields"] = fields
+    body = {"error": code, "message": message, "fields": fields or {}, **(extra or {})}
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})

@@ -15,6 +15,12 @@ def settle(session, call):
         raise ValueError(f"call {call.id} is not ended")
     if call.settled_at is not None:
         return []
+    # Compare-and-set first: of two settlers only the winner writes rows.
+    done = session.execute(
+        sa.update(Call).where(Call.id == call.id, Call.settled_at.is_(None)).values(settled_at=utcnow())
+    )
+    if done.rowcount != 1:
+        return []
     rows = []
     if call.amount_minor:
         rows.append(LedgerEntry(
@@ -23,14 +29,6 @@ def settle(session, call):
             detail={"minutes": call.billed_minutes, "price": call.price_minor, "duration_ms": call.billed_ms},
         ))
     session.add_all(rows)
-    # Mark settled with a compare-and-set so that two settlers cannot both proceed.
-    done = session.execute(
-        sa.update(Call).where(Call.id == call.id, Call.settled_at.is_(None)).values(settled_at=utcnow())
-    )
-    if done.rowcount != 1:
-        for row in rows:
-            session.expunge(row)
-        return []
     session.flush()
     return rows
 

@@ -63,9 +63,15 @@ def meter(terms, active_ms, now_ms):
 
 
 def due_warnings(terms, active_ms, now_ms, warnings, sent):
-    """Warnings (seconds before the cap) that are due now and were not sent yet."""
+    """The warning (seconds before the cap) to send now, as a list of at most one.
+
+    After a late tick only the warning that is still true is due: with 25 s left the
+    peers hear "30 seconds", never "120 seconds". The caller marks every larger
+    warning as sent too.
+    """
     left_s = (terms.cap_ms - (now_ms - active_ms)) / 1000
-    return [w for w in sorted(warnings, reverse=True) if w not in sent and 0 < left_s <= w and w * 1000 < terms.cap_ms]
+    due = [w for w in warnings if w not in sent and 0 < left_s <= w and w * 1000 < terms.cap_ms]
+    return [min(due)] if due else []
 
 
 def silent_since(seen, now_ms, grace_ms, floor_ms=0):

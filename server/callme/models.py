@@ -151,3 +151,23 @@ class BusLease(db.Model):
     name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(sa.String(255))
     renewed_ms: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+# The database refuses changes to ledger rows too, whatever statement asks for them.
+LEDGER_GUARD_SQLITE = [
+    """CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+       BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only'); END""",
+    """CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+       BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only'); END""",
+]
+LEDGER_GUARD_POSTGRESQL = [
+    """CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'ledger rows are append-only'; END; $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER ledger_no_change BEFORE UPDATE OR DELETE ON ledger
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()""",
+]
+
+for _statement in LEDGER_GUARD_SQLITE:
+    event.listen(LedgerEntry.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in LEDGER_GUARD_POSTGRESQL:
+    event.listen(LedgerEntry.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="postgresql"))

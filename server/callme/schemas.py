@@ -3,11 +3,12 @@ from marshmallow import Schema, fields, validate
 
 from .models import CALL_KINDS, HANDLE_RE
 
+MAX_PRICE = 10_000_000  # minor units per minute
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 
 
 class PriceSchema(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10_000_000),
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_PRICE),
                             metadata={"description": "Price per minute in minor units (cents)."})
     currency = fields.String(required=True, validate=CURRENCY)
 

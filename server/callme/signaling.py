@@ -88,7 +88,7 @@ def parse(raw, spec, max_bytes):
     """Parse one text frame against ``spec``; raise FrameError for anything else."""
     if isinstance(raw, (bytes, bytearray)):
         raise FrameError("bad_frame", "Frames must be text, not binary.")
-    if len(raw) > max_bytes:
+    if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
         raise FrameError("frame_too_large", f"Frames may be at most {max_bytes} bytes.")
     try:
         obj = json.loads(raw)

@@ -1,0 +1,205 @@
+"""Settlement into the append-only ledger, and balances derived from it."""
+import pytest
+import sqlalchemy as sa
+from werkzeug.security import generate_password_hash
+
+from callme import models
+from callme.extensions import db
+from callme.ledger import balance, settle
+from callme.models import AppendOnlyError, Call, LedgerEntry
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    monkeypatch.setattr(models, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+
+
+@pytest.fixture
+def ended_call(make_expert):
+    """An ended, not yet settled call row with the given bill."""
+    def make(amount=300, minutes=2, currency="USD", expert=None, price=150):
+        expert = expert or make_expert(currency=currency, price=price)
+        call = Call(expert_id=expert.id, kind="instant", state="ended", price_minor=price, currency=currency,
+                    free_seconds=60, cap_minutes=60, created_ms=0, active_ms=1_000, ended_ms=1_000 + 61_000,
+                    end_reason="hangup", ended_by="visitor", billed_ms=61_000, billed_minutes=minutes,
+                    amount_minor=amount)
+        db.session.add(call)
+        db.session.commit()
+        return call
+    return make
+
+
+def rows():
+    db.session.expire_all()
+    return db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id)).all()
+
+
+def test_settle_writes_one_charge(ended_call):
+    call = ended_call(amount=300, minutes=2)
+    written = settle(db.session, call)
+    db.session.commit()
+    assert [(r.key, r.kind, r.expert_id, r.call_id, r.amount_minor, r.currency) for r in written] == [
+        (f"call:{call.id}:charge", "charge", call.expert_id, call.id, 300, "USD")]
+    assert written[0].detail == {"minutes": 2, "price": 150, "duration_ms": 61_000}
+    assert db.session.get(Call, call.id).settled_at is not None
+    assert len(rows()) == 1
+
+
+def test_settle_is_idempotent(ended_call):
+    call = ended_call(amount=300)
+    assert len(settle(db.session, call)) == 1
+    db.session.commit()
+    assert settle(db.session, call) == []
+    db.session.commit()
+    assert settle(db.session, db.session.get(Call, call.id)) == []
+    db.session.commit()
+    assert [(r.kind, r.amount_minor) for r in rows()] == [("charge", 300)]
+
+
+def test_losing_settler_returns_nothing_instead_of_raising(app, ended_call):
+    call = ended_call(amount=300)
+    call_id = call.id
+    # The winner: another connection settles and commits.
+    with db.engine.begin() as other:
+        other.execute(sa.insert(LedgerEntry).values(
+            key=f"call:{call_id}:charge", kind="charge", expert_id=call.expert_id, call_id=call_id,
+            amount_minor=300, currency="USD", detail={}, created_at=models.utcnow()))
+        other.execute(sa.update(Call).where(Call.id == call_id).values(settled_at=models.utcnow()))
+    # The loser still holds the row as it read it, unsettled.
+    assert call.settled_at is None
+    assert settle(db.session, call) == []
+    db.session.commit()
+    assert len(rows()) == 1
+
+
+def test_free_call_writes_no_charge(ended_call):
+    call = ended_call(amount=0, minutes=0)
+    assert settle(db.session, call) == []
+    db.session.commit()
+    assert rows() == []
+    assert db.session.get(Call, call.id).settled_at is not None  # settled all the same
+    assert settle(db.session, call) == []
+
+
+@pytest.mark.parametrize("state", ["created", "ringing", "accepted", "active"])
+def test_only_ended_calls_are_settled(make_expert, state):
+    expert = make_expert()
+    call = Call(expert_id=expert.id, state=state, price_minor=150, currency="USD", free_seconds=60,
+                cap_minutes=60, created_ms=0, amount_minor=300)
+    db.session.add(call)
+    db.session.commit()
+    with pytest.raises(ValueError):
+        settle(db.session, call)
+    db.session.rollback()
+    assert rows() == []
+    assert db.session.get(Call, call.id).settled_at is None
+
+
+def test_a_service_ended_call_is_settled_once(service, make_expert, make_call, clock):
+    expert = make_expert(online=True, price=99, currency="EUR")
+    call_id, expert_id = make_call(expert).id, expert.id
+    service.join(call_id, "visitor")
+    service.accept(expert_id, call_id)
+    service.join(call_id, "expert")
+    service.report(call_id, "visitor", "connected")
+    service.report(call_id, "expert", "connected")
+    clock.advance(125)
+    service.heartbeat(call_id, "visitor")
+    service.heartbeat(call_id, "expert")
+    service.hangup(call_id, "visitor")
+    service.hangup(call_id, "expert")
+    service.tick()
+    assert settle(db.session, service.get(call_id)) == []
+    db.session.commit()
+    assert [(r.amount_minor, r.currency, r.detail["minutes"]) for r in rows()] == [(297, "EUR", 3)]
+    assert balance(expert_id) == {"EUR": 297}
+
+
+# ---- append-only ----------------------------------------------------------------------
+
+@pytest.fixture
+def charged(ended_call):
+    call = ended_call(amount=300)
+    settle(db.session, call)
+    db.session.commit()
+    return rows()[0]
+
+
+@pytest.mark.parametrize("change", [
+    lambda row: setattr(row, "amount_minor", 0),
+    lambda row: setattr(row, "currency", "EUR"),
+    lambda row: setattr(row, "kind", "refund"),
+    lambda row: setattr(row, "detail", {"minutes": 0}),
+    lambda row: db.session.delete(row),
+], ids=["amount", "currency", "kind", "detail", "delete"])
+def test_ledger_rows_cannot_be_changed_or_deleted(charged, change):
+    change(charged)
+    with pytest.raises(AppendOnlyError):
+        db.session.commit()
+    db.session.rollback()
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("charge", 300, "USD")]
+
+
+def test_the_same_movement_cannot_be_inserted_twice(charged):
+    db.session.add(LedgerEntry(key=charged.key, kind="charge", expert_id=charged.expert_id, call_id=charged.call_id,
+                               amount_minor=300, currency="USD", detail={}))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    assert len(rows()) == 1
+
+
+@pytest.mark.parametrize("amount, currency", [(-1, "USD"), (100, "US"), (100, "USDX")])
+def test_ledger_constraints(charged, amount, currency):
+    db.session.add(LedgerEntry(key="manual:1", kind="charge", expert_id=charged.expert_id,
+                               amount_minor=amount, currency=currency, detail={}))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+@pytest.mark.parametrize("statement", [
+    sa.update(LedgerEntry).values(amount_minor=0),
+    sa.delete(LedgerEntry),
+], ids=["bulk update", "bulk delete"])
+def test_bulk_statements_cannot_change_the_ledger(charged, statement):
+    try:
+        db.session.execute(statement)
+        db.session.commit()
+    except (AppendOnlyError, sa.exc.SQLAlchemyError):  # refused: by the ORM or by the database
+        db.session.rollback()
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("charge", 300, "USD")]
+
+
+# ---- balance --------------------------------------------------------------------------
+
+def entry(expert, key, amount, currency, kind="charge"):
+    db.session.add(LedgerEntry(key=key, kind=kind, expert_id=expert.id, amount_minor=amount, currency=currency,
+                               detail={}))
+
+
+def test_balance_sums_per_currency(make_expert):
+    ray, ann = make_expert(), make_expert()
+    assert balance(ray.id) == {}
+    entry(ray, "a", 150, "USD")
+    entry(ray, "b", 300, "USD")
+    entry(ray, "c", 99, "EUR")
+    entry(ray, "d", 1_000, "JPY")
+    entry(ray, "e", 5_000, "USD", kind="refund")  # not a charge: not in the balance
+    entry(ann, "f", 777, "USD")                   # another expert's money
+    db.session.commit()
+    assert balance(ray.id) == {"USD": 450, "EUR": 99, "JPY": 1_000}
+    assert balance(ray.id, "USD") == {"USD": 450}
+    assert balance(ray.id, "GBP") == {}
+    assert balance(ann.id) == {"USD": 777}
+    assert all(type(v) is int for v in balance(ray.id).values())
+
+
+def test_balance_from_settled_calls(make_expert, ended_call):
+    expert = make_expert(currency="USD")
+    for amount in (150, 300, 0, 450):
+        settle(db.session, ended_call(amount=amount, expert=expert))
+        db.session.commit()
+    assert balance(expert.id) == {"USD": 900}
+    assert len(rows()) == 3

@@ -1,0 +1,242 @@
+"""Migrations build exactly the models' schema (SQLite and PostgreSQL) and go back down;
+the ``expert create`` command creates experts and refuses bad values clearly."""
+import secrets
+import socket
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from werkzeug.security import generate_password_hash
+
+from callme import create_app, models
+from callme.config import TestConfig
+from callme.extensions import db
+from callme.models import Expert
+
+TABLES = {"experts", "calls", "ledger", "bus_lease"}
+PG_ADMIN_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
+
+
+def app_on(url):
+    config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    return create_app({**config, "SQLALCHEMY_DATABASE_URI": url})
+
+
+def schema_differences():
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+
+def check_upgrade_and_downgrade():
+    """Run in an app context on an empty database."""
+    from flask_migrate import downgrade, upgrade
+
+    # Before: empty, and the comparison sees every table missing (so it can fail).
+    assert {d[0] for d in schema_differences() if not isinstance(d, list)} >= {"add_table"}
+    assert {d[1].name for d in schema_differences() if d[0] == "add_table"} == TABLES
+    upgrade()
+    inspector = sa.inspect(db.engine)
+    assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
+    assert schema_differences() == []
+    # What compare_metadata does not look at: check constraints and the partial unique index.
+    for table in db.metadata.sorted_tables:
+        model_checks = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+        assert {c["name"] for c in inspector.get_check_constraints(table.name)} == model_checks, table.name
+    check_one_open_call_per_expert()
+    check_amount_constraints()
+    downgrade(revision="base")
+    assert set(sa.inspect(db.engine).get_table_names()) == {"alembic_version"}
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 0
+    # And up again: the downgrade left nothing behind that gets in the way.
+    upgrade()
+    assert schema_differences() == []
+
+
+def check_one_open_call_per_expert():
+    with db.engine.begin() as c:
+        c.execute(sa.text("INSERT INTO experts (id, email, password_hash, handle, display_name, price_minor, "
+                          "currency, free_seconds, cap_minutes, allowed_origins, created_at) VALUES "
+                          "(1, 'a@example.com', 'x', 'a', 'A', 150, 'USD', 60, 60, '[]', CURRENT_TIMESTAMP)"))
+
+    def add_call(call_id, state):
+        with db.engine.begin() as c:
+            c.execute(sa.text("INSERT INTO calls (id, expert_id, kind, state, price_minor, currency, free_seconds, "
+                              "cap_minutes, created_ms) VALUES (:id, 1, 'instant', :state, 150, 'USD', 60, 60, 0)"),
+                      {"id": call_id, "state": state})
+
+    add_call("ended-1", "ended")
+    add_call("ended-2", "ended")
+    add_call("open-1", "ringing")
+    with pytest.raises(sa.exc.IntegrityError):
+        add_call("open-2", "created")
+    with db.engine.begin() as c:
+        c.execute(sa.text("DELETE FROM calls"))
+        c.execute(sa.text("DELETE FROM experts"))
+
+
+def check_amount_constraints():
+    for sql in (
+        ("INSERT INTO experts (email, password_hash, handle, display_name, price_minor, currency, free_seconds, "
+         "cap_minutes, allowed_origins, created_at) VALUES ('b@example.com', 'x', 'b', 'B', -1, 'USD', 60, 60, "
+         "'[]', CURRENT_TIMESTAMP)"),
+        "INSERT INTO bus_lease (name, holder, renewed_ms) VALUES (NULL, 'h', 0)",
+    ):
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as c:
+            c.execute(sa.text(sql))
+
+
+def test_sqlite_migrations_match_the_models(tmp_path):
+    app = app_on(f"sqlite:///{tmp_path / 'migrated.sqlite'}")
+    with app.app_context():
+        try:
+            check_upgrade_and_downgrade()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+# ---- PostgreSQL -----------------------------------------------------------------------
+
+def _pg_admin_url():
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError:
+        return None, "PostgreSQL is not reachable on 127.0.0.1:5432"
+    import psycopg
+
+    errors = []
+    for url in PG_ADMIN_URLS:
+        try:
+            with psycopg.connect(url, connect_timeout=3, autocommit=True):
+                return url, None
+        except psycopg.Error as e:
+            errors.append(f"{url}: {e}".strip())
+    return None, "PostgreSQL answers on 127.0.0.1:5432 but refuses us: " + "; ".join(errors)
+
+
+@pytest.fixture
+def pg_database():
+    """A freshly created throw-away database, dropped afterwards."""
+    admin, reason = _pg_admin_url()
+    if admin is None:
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"callme_migrations_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_postgres_migrations_match_the_models(pg_database):
+    app = app_on(pg_database)
+    with app.app_context():
+        try:
+            assert db.engine.dialect.name == "postgresql"
+            check_upgrade_and_downgrade()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+# ---- callme expert create -------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    monkeypatch.setattr(models, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+
+
+def create_args(**overrides):
+    values = {"--email": "ann@example.com", "--handle": "ann", "--name": "Ann Law", "--price": "150",
+              "--password": "a-good-password", **overrides}
+    args = ["expert", "create"]
+    for option, value in values.items():
+        if value is None:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            args += [option, v]
+    return args
+
+
+def experts():
+    db.session.expire_all()
+    return db.session.scalars(sa.select(Expert)).all()
+
+
+def test_cli_creates_an_expert(runner):
+    result = runner.invoke(args=create_args(**{
+        "--handle": "Ann", "--email": "Ann@Example.com", "--currency": "eur", "--free-seconds": "30",
+        "--cap-minutes": "20", "--origin": ["https://ann-law.example/", "https://www.ann-law.example"]}))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Created expert ann (ann@example.com)."
+    (expert,) = experts()
+    assert (expert.handle, expert.email, expert.display_name, expert.price_minor, expert.currency,
+            expert.free_seconds, expert.cap_minutes, expert.allowed_origins) == (
+        "ann", "ann@example.com", "Ann Law", 150, "EUR", 30, 20,
+        ["https://ann-law.example", "https://www.ann-law.example"])
+    assert expert.check_password("a-good-password")
+    assert not expert.check_password("another-password")
+    assert "a-good-password" not in expert.password_hash
+
+
+def test_cli_defaults(runner):
+    assert runner.invoke(args=create_args()).exit_code == 0
+    (expert,) = experts()
+    assert (expert.currency, expert.free_seconds, expert.cap_minutes, expert.allowed_origins) == ("USD", 60, 60, [])
+
+
+def test_cli_password_from_the_environment(runner):
+    result = runner.invoke(args=create_args(**{"--password": None}),
+                           env={"CALLME_EXPERT_PASSWORD": "from-the-env-123"})
+    assert result.exit_code == 0, result.output
+    assert experts()[0].check_password("from-the-env-123")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"--handle": "Bad Handle"}, "The handle takes 1-32 lowercase letters"),
+    ({"--handle": "-ann"}, "The handle takes 1-32 lowercase letters"),
+    ({"--handle": "ann-"}, "The handle takes 1-32 lowercase letters"),
+    ({"--handle": "a" * 33}, "The handle takes 1-32 lowercase letters"),
+    ({"--handle": "ann_law"}, "The handle takes 1-32 lowercase letters"),
+    ({"--email": "not-an-email"}, "The email address is not valid."),
+    ({"--currency": "US"}, "The currency must be an ISO 4217 code"),
+    ({"--currency": "USDX"}, "The currency must be an ISO 4217 code"),
+    ({"--currency": "U$D"}, "The currency must be an ISO 4217 code"),
+    ({"--price": "-1"}, "The price cannot be negative."),
+    ({"--price": "1.50"}, "'1.50' is not a valid integer"),
+    ({"--price": "abc"}, "'abc' is not a valid integer"),
+    ({"--price": None}, "Missing option '--price'"),
+    ({"--email": None}, "Missing option '--email'"),
+    ({"--password": "short"}, "The password needs at least 8 characters."),
+    ({"--currency": "ÄÖÜ"}, "The currency must be an ISO 4217 code"),
+    ({"--free-seconds": "-5"}, "free"),
+    ({"--cap-minutes": "0"}, "cap"),
+    ({"--price": "20000000"}, "price"),
+])
+def test_cli_refuses_bad_values(runner, overrides, message):
+    result = runner.invoke(args=create_args(**overrides))
+    db.session.rollback()
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Error: " in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert experts() == []
+
+
+def test_cli_refuses_a_taken_handle_or_email(runner):
+    assert runner.invoke(args=create_args()).exit_code == 0
+    for overrides in ({"--email": "other@example.com"}, {"--handle": "other"}, {"--email": "ANN@example.com",
+                                                                               "--handle": "other"}):
+        result = runner.invoke(args=create_args(**overrides))
+        assert result.exit_code == 2
+        assert "An expert with that handle or email already exists." in result.output
+    assert len(experts()) == 1
