@@ -69,7 +69,7 @@ class LiveServer:
                 r = requests.get(self.url + "/healthz", timeout=1)
                 if r.ok or not healthy:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log()}")

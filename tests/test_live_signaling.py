@@ -102,7 +102,9 @@ def test_ring_accept_relay_meter_hangup(live_server, handle):
         assert ended["minutes"] == 1 and ended["amount"] == 150
         r = requests.get(f"{server.url}/api/v1/calls/{created['call_id']}", params={"receipt": ended["receipt"]})
         assert r.json()["amount"] == 150 and r.json()["state"] == "ended"
-        assert (await console.wait("presence", after=2))["status"] == "online"
+        assert [f["status"] for f in console.of("presence")][:2] == ["online", "busy"]  # went online, then rung
+        await console.wait("call_ended")
+        assert (await console.wait("presence", after=len(console.frames) - 1))["status"] == "online"
         await close_all(console, visitor, expert)
 
     asyncio.run(scenario())

@@ -147,6 +147,7 @@ class CallService:
             if self._cas(call_id, ("created",), state="ringing", rung_ms=now):
                 call = self.get(call_id)
                 self.bus.publish(expert_channel(call.expert_id), self.ring_frame(call))
+                self.bus.publish(expert_channel(call.expert_id), {"type": "presence", "status": "busy"})
         return self.get(call_id)
 
     def ring_frame(self, call):

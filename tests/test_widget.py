@@ -1,0 +1,91 @@
+"""The call widget and the console pages without a browser: node's unit tests of widget/protocol.js,
+the strict-CSP rules on the markup, and the element ids the browser tests drive."""
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDGET = os.path.join(ROOT, "widget")
+TEMPLATES = os.path.join(ROOT, "server", "callme", "templates")
+
+
+def read(*parts):
+    with open(os.path.join(*parts), encoding="utf-8") as f:
+        return f.read()
+
+
+class Markup(HTMLParser):
+    """Ids, inline styles, inline scripts and inline handlers of one page."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.ids, self.inline = [], []
+        self._script = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "style" or "style" in attrs:
+            self.inline.append(f"<{tag} style>")
+        self.inline += [f"<{tag} {name}>" for name in attrs if name.startswith("on")]
+        self._script = tag == "script" and "src" not in attrs
+
+    def handle_data(self, data):
+        if self._script and data.strip():
+            self.inline.append("<script> without src")
+
+    def handle_endtag(self, tag):
+        self._script = False
+
+
+WIDGET_IDS = ["status", "price", "start-call", "audio-only", "device-error", "ringing", "cancel", "outcome", "retry",
+              "incall", "remote-video", "local-video", "mute", "camera", "hangup", "elapsed", "free-left", "cost",
+              "warning", "reconnecting", "unmute-audio", "ended", "ended-duration", "ended-amount", "receipt", "close"]
+CONSOLE_IDS = ["console", "presence", "presence-toggle", "incoming", "accept", "decline", "incall", "hangup", "elapsed",
+               "cost", "remote-video", "local-video", "mute", "camera", "summary", "summary-amount", "snippet"]
+
+
+@pytest.mark.parametrize("path", [
+    (WIDGET, "index.html"), (TEMPLATES, "base.html"), (TEMPLATES, "console.html"), (TEMPLATES, "login.html"),
+    (TEMPLATES, "profile.html"),
+])
+def test_no_inline_script_or_style(path):
+    """The pages are served with script-src 'self' and style-src 'self': inline code would be blocked."""
+    page = Markup(read(*path))
+    assert page.inline == []
+    assert len(page.ids) == len(set(page.ids)), "duplicate ids"
+
+
+@pytest.mark.parametrize("path, ids", [((WIDGET, "index.html"), WIDGET_IDS), ((TEMPLATES, "console.html"), CONSOLE_IDS)])
+def test_the_ids_browser_tests_use(path, ids):
+    assert set(ids) <= set(Markup(read(*path)).ids)
+
+
+def test_console_keeps_its_data_attributes():
+    html = read(TEMPLATES, "console.html")
+    assert 'data-handle="{{ expert.handle }}"' in html and 'data-origin="{{ origin }}"' in html
+
+
+def test_modules_are_plain_es_modules():
+    """No bundler: every import is a relative path to a file that exists."""
+    for name in os.listdir(WIDGET):
+        if name.endswith(".js"):
+            for target in re.findall(r'^import .* from "(.+?)";$', read(WIDGET, name), re.MULTILINE):
+                assert target.startswith("./") and os.path.exists(os.path.join(WIDGET, target)), (name, target)
+    assert "document" not in read(WIDGET, "protocol.js") and "WebSocket" not in read(WIDGET, "protocol.js")
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_node_suite():
+    """widget/tests/ with node's own test runner: frames, the state machine, money, durations."""
+    result = subprocess.run(["node", "--test", os.path.join(WIDGET, "tests")], check=False, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"^# fail 0$", result.stdout, re.MULTILINE)
+    assert not re.search(r"^# pass 0$", result.stdout, re.MULTILINE)

@@ -1,0 +1,204 @@
+// A call, orchestrated: the visitor creates it through the API; either participant joins its
+// socket and peer connection. Server frames drive the state (protocol.js's reducer).
+import * as P from "./protocol.js";
+import { Peer } from "./peer.js";
+import { CallSocket } from "./signal.js";
+
+const HANGUP_FALLBACK_MS = 6000;
+
+/** Read a JSON body, or null. */
+async function json(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+/** An `ended`-like frame from GET /api/v1/calls/<id>, when the socket could not deliver one. */
+function endedFromResult(result) {
+  return {
+    type: "ended", call_id: result.call_id, reason: result.end_reason || "hangup", by: result.ended_by || null,
+    duration_ms: result.duration_ms ?? 0, minutes: result.minutes ?? 0, amount: result.amount ?? 0,
+    currency: result.currency, receipt: null,
+  };
+}
+
+/**
+ * One participant in one call: the call socket plus the peer connection.
+ * `dispatch` receives reducer events; "remote" events carry the remote MediaStream.
+ */
+export class CallSession extends EventTarget {
+  constructor({ role, callId, wsUrl, token, iceServers, stream, dispatch, fetchImpl = globalThis.fetch.bind(globalThis) }) {
+    super();
+    Object.assign(this, { role, callId, dispatch, fetchImpl });
+    this.done = false;
+    this.socket = new CallSocket(wsUrl, token);
+    this.peer = new Peer({ role, iceServers, stream, send: (frame) => this.socket.send(frame) });
+    this.peer.addEventListener("state", (e) => this.dispatch({ type: "pc", connection: e.detail }));
+    this.peer.addEventListener("track", (e) => this.dispatchEvent(new CustomEvent("remote", { detail: e.detail })));
+    this.socket.addEventListener("frame", (e) => this.onFrame(e.detail));
+    this.socket.addEventListener("down", () => this.dispatch({ type: "socket", up: false }));
+    this.socket.addEventListener("up", () => this.dispatch({ type: "socket", up: true }));
+    this.socket.addEventListener("fatal", (e) => this.onFatal(e.detail));
+  }
+
+  start() {
+    this.socket.start();
+    return this;
+  }
+
+  get pc() {
+    return this.peer.pc;
+  }
+
+  onFrame(frame) {
+    if (frame.type === "peer" && frame.present) this.peer.peerPresent();
+    if (frame.type === "offer" || frame.type === "answer" || frame.type === "candidate") this.peer.handle(frame);
+    if (frame.type === "error") console.warn(`callme: ${frame.code}: ${frame.message}`);
+    this.dispatch({ type: "frame", frame });
+    if (frame.type === "ended") this.finish();
+  }
+
+  async onFatal({ code, message }) {
+    if (this.done) return;
+    if (code === "call_ended" && (await this.fetchResult())) return;
+    this.finish();
+    this.dispatch({ type: "fatal", code, message });
+  }
+
+  /** Ask the API how the call ended; dispatch it as an `ended` frame. True when it had ended. */
+  async fetchResult() {
+    try {
+      const r = await this.fetchImpl(`/api/v1/calls/${encodeURIComponent(this.callId)}`, {
+        headers: { Authorization: `Bearer ${this.socket.token}` },
+      });
+      const result = r.ok ? await json(r) : null;
+      if (result?.state !== "ended" || this.done) return false;
+      this.onFrame(endedFromResult(result));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Hang up (or cancel a ringing call). The server's `ended` frame follows; if it cannot, ask the API. */
+  hangup(lastMeter = null) {
+    if (this.done) return;
+    this.dispatch({ type: "hangup" });
+    this.socket.send(P.hangup());
+    clearTimeout(this.fallback);
+    this.fallback = setTimeout(async () => {
+      if (this.done || (await this.fetchResult())) return;
+      // The server is out of reach: end here with the last meter the server sent; the server
+      // settles on its own (silence) and its numbers are the ones that count.
+      const m = lastMeter || {};
+      this.onFrame({
+        type: "ended", call_id: this.callId, reason: !lastMeter && this.role === "visitor" ? "cancelled" : "hangup",
+        by: this.role, duration_ms: m.elapsed_ms ?? 0, minutes: m.minutes ?? 0, amount: m.amount ?? 0,
+        currency: m.currency || null, receipt: null, provisional: true,
+      });
+    }, HANGUP_FALLBACK_MS);
+  }
+
+  finish() {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.fallback);
+    this.socket.stop();
+    this.peer.close();
+  }
+}
+
+/** The reducer's state for one page; emits "change" ({state, prev}) when an event changes it. */
+export class CallState extends EventTarget {
+  constructor(role) {
+    super();
+    this.state = P.initialState(role);
+  }
+
+  dispatch = (event) => {
+    const prev = this.state;
+    this.state = P.reduce(prev, event);
+    if (this.state !== prev) this.dispatchEvent(new CustomEvent("change", { detail: { state: this.state, prev } }));
+  };
+}
+
+/**
+ * The visitor's side: the expert's public status, creating the call at the price shown,
+ * then a CallSession. Emits "change" and "remote" (the expert's MediaStream).
+ */
+export class VisitorCall extends CallState {
+  constructor({ handle, origin, fetchImpl = globalThis.fetch.bind(globalThis) }) {
+    super("visitor");
+    Object.assign(this, { handle, origin, fetchImpl });
+    this.session = null;
+    this.cancelRequested = false;
+  }
+
+  get pc() {
+    return this.session?.pc || null;
+  }
+
+  /** GET the expert's status (name, price, free seconds, cap). Throws on failure. */
+  async loadStatus() {
+    const r = await this.fetchImpl(`/api/v1/experts/${encodeURIComponent(this.handle)}/status`, { cache: "no-store" });
+    const body = await json(r);
+    if (!r.ok || !body) throw new Error(body?.message || `Could not load the expert's status (${r.status}).`);
+    this.dispatch({ type: "status", status: body });
+    return body;
+  }
+
+  /** Create the call at the price the visitor was shown, then join it with `stream`. */
+  async start(stream) {
+    const expert = this.state.expert;
+    if (!expert) return;
+    this.cancelRequested = false;
+    this.session?.finish();
+    this.session = null;
+    this.dispatch({ type: "create" });
+    if (this.state.phase !== "creating") return;
+    let response;
+    let body;
+    try {
+      response = await this.fetchImpl("/api/v1/calls", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(P.createCallBody(this.handle, expert.price, this.origin)),
+      });
+      body = await json(response);
+    } catch {
+      this.dispatch({ type: "create_failed", status: 0, body: null });
+      return;
+    }
+    if (response.status !== 201 || !body?.call_id) {
+      this.dispatch({ type: "create_failed", status: response.status, body });
+      return;
+    }
+    this.dispatch({ type: "created", call_id: body.call_id, terms: body.terms });
+    this.session = new CallSession({
+      role: "visitor", callId: body.call_id, wsUrl: body.ws_url, token: body.token, iceServers: body.ice_servers,
+      stream, dispatch: this.dispatch, fetchImpl: this.fetchImpl,
+    });
+    this.session.addEventListener("remote", (e) => this.dispatchEvent(new CustomEvent("remote", { detail: e.detail })));
+    this.session.start();
+    // Cancelled while the call was being created: it exists now, so end it properly.
+    if (this.cancelRequested) this.session.hangup();
+  }
+
+  /** Hang up, or cancel while it rings or is being created. */
+  hangup() {
+    if (this.state.phase === "creating") {
+      this.cancelRequested = true;
+      this.dispatch({ type: "hangup" });
+      return;
+    }
+    if (this.session && P.isOpen(this.state)) this.session.hangup(this.state.meter);
+  }
+
+  /** Back to the pre-call screen (Try again, Close). */
+  reset() {
+    this.session?.finish();
+    this.dispatch({ type: "reset" });
+  }
+}
