@@ -1,0 +1,345 @@
+"""The product as people use it, in Debian's Chromium: the expert's own site embeds the
+button from callme's origin, a visitor calls, the expert answers in the console, media
+flows between the two browsers, the meter runs, and the end screen shows what the ledger
+holds. Loopback only; screenshots go to tests/artifacts/ (and docs/ when DOCS_SHOTS=1).
+"""
+import os
+import re
+import shutil
+
+import pytest
+import requests
+
+from .browser import HostSite, have_chromium, launch
+from .conftest import seed_expert, stored_call
+from .live import loopback_only
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.live]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+RECORD_EVENTS = """<script>window.events = [];
+for (const name of ["opened", "started", "ended", "closed"])
+  document.addEventListener("callme:" + name, e => window.events.push({name, detail: e.detail}));
+</script>"""
+
+
+def shot(page, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, f"{name}.png")
+    page.screenshot(path=path)
+    if os.environ.get("DOCS_SHOTS"):
+        shutil.copy(path, os.path.join(ROOT, "docs", f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def isolated():
+    if not have_chromium():
+        pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)")
+    try:
+        with loopback_only():
+            yield
+    except OSError as e:
+        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
+
+
+@pytest.fixture(scope="module")
+def playwright(isolated):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(isolated, tmp_path_factory):
+    """The expert's own website, on an origin of its own (localhost, not 127.0.0.1)."""
+    site = HostSite(tmp_path_factory.mktemp("site"))
+    shutil.copy(os.path.join(ROOT, "examples", "expert-site", "site.css"), site.directory)
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def stranger(isolated, tmp_path_factory):
+    """A site the expert never listed."""
+    site = HostSite(tmp_path_factory.mktemp("stranger"))
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def server(isolated, site, tmp_path_factory):
+    from .conftest import _live_factory
+
+    start, servers = _live_factory(tmp_path_factory.mktemp("browser-live"))
+    server = start()
+    yield server
+    for s in servers:
+        s.stop()
+
+
+_handles = iter(f"expert{i}" for i in range(1, 100))
+
+
+@pytest.fixture
+def expert(server, site):
+    """A fresh expert on the shared server, who lists the test site."""
+    handle = next(_handles)
+    seed_expert(server, handle=handle, price=150, free_seconds=2, origins=(site.origin,))
+    return handle
+
+
+def host_page(site, server, handle):
+    """The example expert site, with the snippet pointing at the test server and this expert."""
+    with open(os.path.join(ROOT, "examples", "expert-site", "index.html")) as f:
+        html = f.read()
+    html = html.replace("http://127.0.0.1:5000", server.url).replace('"ray"', f'"{handle}"')
+    html = html.replace("</head>", RECORD_EVENTS + "</head>")
+    return site.write(f"{handle}.html", html)
+
+
+def console(browser, server, handle, online=True):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = ctx.new_page()
+    page.goto(server.url + "/login")
+    page.fill("input[name=email]", f"{handle}@example.com")
+    page.fill("input[name=password]", "password123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console")
+    page.wait_for_selector("#presence[data-status=offline]")
+    if online:
+        page.click("#presence-toggle")
+        page.wait_for_selector("#presence[data-status=online]")
+    return page
+
+
+def visitor(browser, site, server, handle, width=900):
+    ctx = browser.new_context(viewport={"width": width, "height": 800})
+    page = ctx.new_page()
+    page.goto(host_page(site, server, handle))
+    return page
+
+
+def open_widget(page, server, handle):
+    """Click the first button on the host page; return the widget's frame, at pre-call."""
+    button = page.locator(f"callme-button[data-expert={handle}] button").first
+    button.wait_for()
+    page.wait_for_function("() => /Online/.test(document.querySelector('callme-button').shadowRoot.textContent)")
+    button.click()
+    page.wait_for_selector("callme-dialog iframe")
+    frame = widget_frame(page, handle)
+    frame.wait_for_selector("body[data-state=precall]")
+    frame.wait_for_function("() => !document.querySelector('#start-call').disabled")
+    return frame
+
+
+def widget_frame(page, handle):
+    for _ in range(50):
+        for frame in page.frames:
+            if f"/w/{handle}" in frame.url:
+                return frame
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no widget frame in {[f.url for f in page.frames]}")
+
+
+def state(target, name, timeout=15_000):
+    target.wait_for_selector(f"body[data-state={name}]", state="attached", timeout=timeout)
+
+
+INBOUND_BYTES = """async () => {
+  const stats = await window.callme.pc.getStats();
+  let n = 0;
+  stats.forEach(s => { if (s.type === "inbound-rtp") n += s.bytesReceived || 0; });
+  return n;
+}"""
+
+
+def bytes_grow(target):
+    first = target.evaluate(INBOUND_BYTES)
+    target.wait_for_timeout(1000)
+    second = target.evaluate(INBOUND_BYTES)
+    assert second > first, (first, second)
+    return second
+
+
+def test_call_from_the_experts_own_site(browser, server, site, expert):
+    expert_page = console(browser, server, expert)
+    shot(expert_page, "console-online")
+    page = visitor(browser, site, server, expert)
+    shot(page, "button")
+    frame = open_widget(page, server, expert)
+    assert "$1.50" in frame.inner_text("#price")
+    shot(page, "precall")
+
+    frame.click("#start-call")
+    state(frame, "ringing")
+    expert_page.wait_for_selector("#incoming", state="visible")
+    shot(expert_page, "console-ringing")
+    expert_page.click("#accept")
+
+    state(frame, "active")
+    expert_page.wait_for_function("() => window.callme.state === 'active'")
+    assert frame.evaluate("() => window.callme.pc.connectionState") == "connected"
+    assert expert_page.evaluate("() => window.callme.pc.connectionState") == "connected"
+    bytes_grow(frame)
+    bytes_grow(expert_page)
+    # The meter: free time first, then the running cost from the server's meter frames.
+    frame.wait_for_function("() => document.querySelector('#cost').textContent.includes('$1.50')")
+    assert re.match(r"\d+:\d\d", frame.inner_text("#elapsed"))
+    shot(page, "incall")
+    shot(expert_page, "console-incall")
+    frame.wait_for_timeout(800)
+
+    frame.click("#hangup")
+    state(frame, "ended")
+    call_id = frame.evaluate("() => window.callme.call_id")
+    call, rows = stored_call(server, call_id)
+    assert call.end_reason == "hangup" and call.ended_by == "visitor"
+    assert [(r.amount_minor, r.currency) for r in rows] == [(call.amount_minor, "USD")] == [(150, "USD")]
+    assert frame.inner_text("#ended-amount").strip() == "$1.50"
+    receipt = frame.get_attribute("#receipt", "href")
+    assert requests.get(requests.compat.urljoin(server.url, receipt)).json()["amount"] == 150
+    shot(page, "ended")
+    expert_page.wait_for_selector("#summary", state="visible")
+    assert "$1.50" in expert_page.inner_text("#summary-amount")
+    shot(expert_page, "console-summary")
+    # The host page heard every step, with the amount the ledger holds.
+    events = page.evaluate("() => window.events")
+    assert [e["name"] for e in events][:3] == ["opened", "started", "ended"]
+    assert events[2]["detail"]["amount"] == 150 and events[2]["detail"]["currency"] == "USD"
+    frame.click("#close")
+    page.wait_for_function("() => window.events.some(e => e.name === 'closed')")
+    page.context.close()
+    expert_page.context.close()
+
+
+@pytest.mark.parametrize("outcome", ["declined", "missed"])
+def test_declined_and_missed_calls(browser, server, site, expert, outcome):
+    expert_page = console(browser, server, expert)
+    page = visitor(browser, site, server, expert)
+    frame = open_widget(page, server, expert)
+    frame.click("#start-call")
+    state(frame, "ringing")
+    expert_page.wait_for_selector("#incoming", state="visible")
+    if outcome == "declined":
+        expert_page.click("#decline")
+    state(frame, outcome, timeout=10_000)  # missed: RING_TIMEOUT is 3 s in the live config
+    assert frame.locator("#outcome").is_visible() and frame.locator("#retry").is_visible()
+    shot(page, outcome)
+    expert_page.wait_for_selector("#incoming", state="hidden")
+    call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
+    assert call.end_reason == outcome and call.amount_minor == 0 and rows == []
+    frame.click("#retry")
+    state(frame, "precall")
+    page.context.close()
+    expert_page.context.close()
+
+
+def test_offline_expert_cannot_be_called(browser, server, site, expert):
+    page = visitor(browser, site, server, expert)
+    button = page.locator(f"callme-button[data-expert={expert}] button").first
+    page.wait_for_function("() => /Offline/.test(document.querySelector('callme-button').shadowRoot.textContent)")
+    assert button.get_attribute("aria-disabled") == "true"
+    shot(page, "button-offline")
+    button.dispatch_event("click")  # a person can still press it; nothing must open
+    page.wait_for_timeout(300)
+    assert page.locator("callme-dialog").count() == 0
+    # Even straight to the API, the call is refused while the expert is offline.
+    frame_url = f"{server.url}/w/{expert}?origin={site.origin}"
+    page.goto(frame_url)
+    assert page.evaluate(f"""async () => (await fetch("/api/v1/calls", {{method: "POST",
+        headers: {{"Content-Type": "application/json"}},
+        body: JSON.stringify({{expert: "{expert}", price: {{amount: 150, currency: "USD"}}}})}})).status""") == 409
+    page.context.close()
+
+
+def test_device_permission_denied(playwright, server, site, expert):
+    """Without the fake-UI flag nobody grants the camera or microphone: the widget says so."""
+    browser = launch(playwright, without=("--use-fake-ui-for-media-stream",))
+    try:
+        console_page = console(browser, server, expert)
+        page = visitor(browser, site, server, expert)
+        page.locator(f"callme-button[data-expert={expert}] button").first.click()
+        frame = widget_frame(page, expert)
+        frame.wait_for_selector("#device-error", state="visible")
+        assert frame.is_disabled("#start-call")
+        assert frame.inner_text("#device-error").strip()
+        shot(page, "device-denied")
+        console_page.context.close()
+    finally:
+        browser.close()
+
+
+def test_socket_dropped_and_restored_mid_call(browser, isolated, live_factory, site):
+    """The server is killed mid-call and comes back: both sides show "reconnecting" and the call goes on."""
+    server = live_factory()
+    seed_expert(server, handle="phoenix", price=150, free_seconds=2, origins=(site.origin,))
+    expert_page = console(browser, server, "phoenix")
+    page = visitor(browser, site, server, "phoenix")
+    frame = open_widget(page, server, "phoenix")
+    frame.click("#start-call")
+    expert_page.wait_for_selector("#incoming", state="visible")
+    expert_page.click("#accept")
+    state(frame, "active")
+    server.kill()
+    state(frame, "reconnecting")
+    assert frame.locator("#reconnecting").is_visible()
+    shot(page, "reconnecting")
+    live_factory(port=server.port, seed=False)
+    state(frame, "active", timeout=20_000)
+    expert_page.wait_for_function("() => window.callme.state === 'active'", timeout=20_000)
+    assert frame.evaluate("() => window.callme.pc.connectionState") == "connected"
+    bytes_grow(frame)
+    frame.wait_for_function("() => document.querySelector('#cost').textContent.includes('$1.50')")
+    frame.click("#hangup")
+    state(frame, "ended")
+    call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
+    assert call.end_reason == "hangup" and [r.amount_minor for r in rows] == [150]
+    page.context.close()
+    expert_page.context.close()
+
+
+def test_unlisted_site_cannot_embed(browser, server, stranger, expert):
+    """CORS refuses the status to a site the expert did not list, and frame-ancestors the widget."""
+    page = browser.new_page()
+    url = stranger.write("page.html", f"""<!doctype html><title>stranger</title>
+<div data-callme-expert="{expert}"></div>
+<iframe id="direct" src="{server.url}/w/{expert}?origin={stranger.origin}"></iframe>
+<script async src="{server.url}/embed.js"></script>""")
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
+    page.goto(url)
+    page.wait_for_function("() => /Unavailable/.test(document.querySelector('callme-button')?.shadowRoot.textContent)")
+    fetched = page.evaluate(f"""() => fetch("{server.url}/api/v1/experts/{expert}/status")
+        .then(r => "read " + r.status, e => "refused " + e.name)""")
+    assert fetched == "refused TypeError"
+    page.wait_for_timeout(500)
+    assert any("frame-ancestors" in text for text in blocked), blocked
+    framed = [f for f in page.frames if f != page.main_frame]
+    assert all(not f.url.startswith(server.url) or f.evaluate("() => !document.body?.dataset.state")
+               for f in framed)
+    shot(page, "stranger")
+    page.context.close()
+
+
+def test_narrow_screen_full_screen_overlay(browser, server, site, expert):
+    expert_page = console(browser, server, expert)
+    page = visitor(browser, site, server, expert, width=320)
+    open_widget(page, server, expert)
+    box = page.locator("callme-dialog dialog").bounding_box()
+    assert box["width"] >= 318, box
+    shot(page, "precall-320")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => window.events.some(e => e.name === 'closed')")
+    focused = page.evaluate("() => document.activeElement?.tagName")
+    assert focused == "CALLME-BUTTON"
+    page.context.close()
+    expert_page.context.close()
