@@ -61,6 +61,14 @@ class LiveServer:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(gunicorn_argv(f"127.0.0.1:{self.port}"), cwd=ROOT, env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_until_up(timeout, healthy)
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
+        return self
+
+    def _wait_until_up(self, timeout, healthy):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -68,7 +76,7 @@ class LiveServer:
             try:
                 r = requests.get(self.url + "/healthz", timeout=1)
                 if r.ok or not healthy:
-                    return self
+                    return
             except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
