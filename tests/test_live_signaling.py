@@ -23,8 +23,9 @@ def handle(live_server):
     return name
 
 
-async def online_console(server, handle):
-    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, f"{handle}@example.com", "password123"))
+async def online_console(server, handle, cookie=None):
+    cookie = cookie or login(server.url, f"{handle}@example.com", "password123")
+    console = await Socket.open(server.ws + "/ws/console", cookie=cookie)
     await console.wait("hello")
     await console.send("presence", status="online")
     await console.wait("presence")
@@ -294,3 +295,32 @@ def test_second_process_on_the_same_database_is_refused_loudly(live_factory):
     assert r.status_code == 503 and r.json()["error"] == "misconfigured"
     assert "REDIS_URL" in r.json()["message"]
     assert requests.get(first.url + "/api/v1/experts/solo/status").status_code == 200
+
+
+def test_many_open_sockets_do_not_drain_the_database_pool(live_server):
+    """More sockets than the pool has connections (5 + 10 overflow): each still gets served."""
+    handles = [f"crowd{i}" for i in range(24)]
+    for h in handles:
+        seed_expert(live_server, handle=h)
+
+    # Log in first: a blocking login inside the event loop would stall the other handshakes.
+    cookies = {h: login(live_server.url, f"{h}@example.com", "password123") for h in handles}
+
+    async def scenario():
+        consoles = await asyncio.wait_for(
+            asyncio.gather(*(online_console(live_server, h, cookies[h]) for h in handles)), 20)
+        assert all(status(live_server, h) == "online" for h in handles)
+        visitors = []
+        for h in handles[:5]:  # calls ring while every console holds its socket open
+            created = create_call(live_server, h)
+            visitor = await Socket.open(created["ws_url"])
+            await visitor.send("hello", token=created["token"])
+            visitors.append(visitor)
+        for c in consoles[:5]:
+            await asyncio.wait_for(c.wait("ring"), 10)
+        for v in visitors:
+            await v.send("hangup")
+            await v.wait("ended")
+        await close_all(*consoles, *visitors)
+
+    asyncio.run(scenario())

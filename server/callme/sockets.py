@@ -100,6 +100,12 @@ def _config(name):
     return current_app.config[name]
 
 
+def _release_db():
+    """Give the database connection back while the socket waits: a socket lives for minutes,
+    and a session that keeps its connection would let a handful of sockets drain the pool."""
+    db.session.remove()
+
+
 def _receive(ws, timeout=None):
     try:
         return ws.receive(timeout=timeout)
@@ -166,6 +172,7 @@ def call_socket(ws, call_id):
             return
         conn.to_peer({"type": "_peer_joined"})
         while not conn.closed:
+            _release_db()
             raw = _receive(ws)
             if raw is False or raw is None:
                 break
@@ -227,6 +234,7 @@ def console_socket(ws):
             conn.deliver(svc.ring_frame(ringing))
         refresh = max(1, _config("PRESENCE_TTL") // 3)
         while not conn.closed:
+            _release_db()
             raw = _receive(ws, refresh)
             if raw is False:
                 break
