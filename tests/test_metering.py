@@ -479,7 +479,8 @@ def test_the_console_hears_every_unanswered_ring_end(app, service, make_expert, 
     console = []
     app.extensions["callme.bus"].subscribe(f"expert:{expert_id}", console.append)
     service.join(call_id, "visitor")
-    assert [f["type"] for f in console] == ["ring"]
+    assert console == [service.ring_frame(stored(call_id)) | {"timeout_ms": console[0]["timeout_ms"]},
+                       {"type": "presence", "status": "busy"}]
     if end == "hangup":
         service.hangup(call_id, "visitor")
     elif end == "decline":

@@ -10,7 +10,7 @@ import time
 
 import sqlalchemy as sa
 
-from . import metering
+from . import metering, signaling
 from .extensions import db
 from .ice import ice_servers
 from .ledger import settle
@@ -285,13 +285,31 @@ class CallService:
             self._flushed_ms = now
             self.flush_heartbeats()
         db.session.expire_all()
-        calls = db.session.scalars(sa.select(Call).where(Call.state.in_(OPEN_STATES))).all()
-        for call in calls:
+        for call in self._due(now, cfg):
             try:
                 self._tick_call(call, now, cfg)
             except Exception:
                 db.session.rollback()
                 log.exception("tick failed for call %s", call.id)
+        self._push_meters(now, cfg)
+
+    def _due(self, now, cfg):
+        """Open calls whose time-out, cap or silence deadline may have passed.
+
+        The database narrows them down (so a tick costs little however many calls are
+        open); ``_tick_call`` decides, with the exact in-memory heartbeats.
+        """
+        grace = cfg["SILENCE_GRACE"] * 1000
+        conditions = [
+            (Call.state == "created") & (Call.created_ms <= now - cfg["CALL_TOKEN_TTL"] * 1000),
+            (Call.state == "ringing") & (Call.rung_ms <= now - cfg["RING_TIMEOUT"] * 1000),
+            (Call.state == "accepted") & (Call.accepted_ms <= now - cfg["CONNECT_TIMEOUT"] * 1000),
+            (Call.state == "active") & (Call.active_ms + Call.cap_minutes * metering.MINUTE_MS <= now),
+        ]
+        if now - self.started_ms >= grace:  # nobody is silent before a restarted server had a grace period
+            conditions.append(Call.state.in_(OPEN_STATES) & (
+                (Call.visitor_seen_ms <= now - grace) | (Call.expert_seen_ms <= now - grace)))
+        return db.session.scalars(sa.select(Call).where(sa.or_(*conditions))).all()
 
     def _tick_call(self, call, now, cfg):
         state = call.state
@@ -316,9 +334,6 @@ class CallService:
             return
         if cap_end is not None and now >= cap_end:
             self.end(call, "cap", end_ms=cap_end)
-            return
-        if state == "active":
-            self._push_meter(call, terms, now, cfg)
 
     def seen_of(self, call):
         """Last heartbeat per joined role: the exact in-memory one or the persisted one."""
@@ -332,21 +347,33 @@ class CallService:
                 seen[role] = max(values)
         return seen
 
-    def _push_meter(self, call, terms, now, cfg):
+    def _push_meters(self, now, cfg):
+        """Meter frames (and due cap warnings) to this process's participants of active calls."""
         with self._lock:
-            conns = dict(self._local.get(call.id, {}))
-            sent = self._warned.setdefault(call.id, set())
-            due = metering.due_warnings(terms, call.active_ms, now, cfg["CAP_WARNINGS"], sent)
-            if due:
-                sent.update(w for w in cfg["CAP_WARNINGS"] if w >= due[0])
-        if not conns:
-            return
-        frame = {"type": "meter", **metering.meter(terms, call.active_ms, now)}
-        for conn in conns.values():
-            conn.deliver(frame)
-            for seconds in due:
-                conn.deliver({"type": "warning", "code": "cap", "seconds_left": seconds,
-                              "message": f"The call ends in {seconds} seconds (the cap of {call.cap_minutes} minutes)."})
+            local = {call_id: dict(conns) for call_id, conns in self._local.items()}
+        ids = list(local)
+        for start in range(0, len(ids), 500):
+            rows = db.session.execute(
+                sa.select(Call.id, Call.active_ms, Call.price_minor, Call.currency, Call.free_seconds,
+                          Call.cap_minutes).where(Call.id.in_(ids[start:start + 500]), Call.state == "active")
+            ).all()
+            for row in rows:
+                terms = metering.Terms(row.price_minor, row.currency, row.free_seconds, row.cap_minutes)
+                if now >= row.active_ms + terms.cap_ms:
+                    continue  # the cap ends it at this tick or the next
+                with self._lock:
+                    sent = self._warned.setdefault(row.id, set())
+                    due = metering.due_warnings(terms, row.active_ms, now, cfg["CAP_WARNINGS"], sent)
+                    if due:
+                        sent.update(w for w in cfg["CAP_WARNINGS"] if w >= due[0])
+                frames = [signaling.build("meter", **metering.meter(terms, row.active_ms, now))]
+                for seconds in due:
+                    frames.append(signaling.build(
+                        "warning", code="cap", seconds_left=seconds,
+                        message=f"The call ends in {seconds} seconds (the cap of {row.cap_minutes} minutes)."))
+                for conn in local[row.id].values():
+                    for frame in frames:
+                        conn.send_raw(frame)
 
     def refresh_tokens(self):
         """Hand each local participant a fresh token before its current one expires."""
