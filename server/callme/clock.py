@@ -4,6 +4,7 @@ It starts with the first request a process serves (never at import or in the CLI
 pre-forking server starts one per worker. With the in-process bus it first takes the
 database lease that keeps a second process from serving the same calls.
 """
+import gc
 import logging
 import threading
 import time
@@ -43,6 +44,9 @@ class Clock:
                 log.critical("%s", e)
                 raise
             self.fatal = None
+            # What exists now (the app, its modules) lives as long as the process: keep it out of
+            # every full collection, whose pauses grow with the objects it has to walk.
+            gc.freeze()
             self._thread = threading.Thread(target=self._run, name="callme-clock", daemon=True)
             self._thread.start()
 
