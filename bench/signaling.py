@@ -18,8 +18,14 @@ What it does, all on 127.0.0.1:
    (VmRSS, before any socket vs. all open) and its CPU (utime+stime) are read from /proc.
 5. Every visitor hangs up and must receive ``ended``; the server is stopped (always).
 
-Only the client side of this process runs the load: its own CPU use is printed too,
-because on a 2-core machine the client competes with the worker for the cores.
+The client runs in this process: its CPU use, its event loop's lag and the CPU used by everything
+else on the machine are printed too, because on a 2-core machine they compete with the worker.
+
+By default the server is ``callme:create_app()`` exactly as users run it. ``--db-pool unlimited``
+serves bench/server_app.py instead: the same app with no limit on SQLAlchemy's pool (each open
+socket keeps a pooled connection checked out, and the default pool admits about 15).
+``--diagnose`` logs the clock tick's duration and garbage collections in the worker;
+``--timeline`` prints per-second figures of the window.
 """
 import argparse
 import asyncio
@@ -51,8 +57,9 @@ CURRENCY = "USD"
 SECRET = "bench-secret-key"
 HEARTBEAT = json.dumps({"type": "heartbeat"})
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-LOG_PROBLEMS = re.compile(r"ERROR|CRITICAL|Traceback|WORKER TIMEOUT|database is locked|QueuePool|"
-                          r"Too many open files|Booting worker", re.I)
+LOG_RECORD = re.compile(r"\b(ERROR|CRITICAL)\b|WORKER TIMEOUT|Too many open files")
+LOG_STAMP = re.compile(r"^\[?\d{4}-\d\d-\d\d [\d:,]+( \+0000\])? ")
+LOG_EXCEPTION = re.compile(r"^[\w.]+(Error|Exception|Timeout)\w*: ")
 
 
 class BenchError(Exception):
@@ -117,8 +124,14 @@ def seed(workdir, n, fast_hash):
 
 
 class Server:
-    def __init__(self, workdir, port, env_extra):
+    def __init__(self, workdir, port, env_extra, unlimited_pool=False, diagnose=False):
         self.port = port
+        self.argv = gunicorn_argv(f"127.0.0.1:{port}")
+        if unlimited_pool or diagnose:
+            assert self.argv[-1] == "callme:create_app()", self.argv
+            self.argv[-1:] = ["--pythonpath", os.path.join(ROOT, "bench"), "server_app:create_app()"]
+            env_extra = {"BENCH_POOL": "unlimited" if unlimited_pool else "default",
+                         "BENCH_DIAGNOSE": "1" if diagnose else "0", **env_extra}
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = os.path.join(workdir, "server.log")
         self.env = {
@@ -135,7 +148,7 @@ class Server:
 
     def start(self, timeout=30):
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(gunicorn_argv(f"127.0.0.1:{self.port}"), cwd=ROOT, env=self.env,
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -201,10 +214,34 @@ def rss_kb(pid):
     return 0
 
 
+def rss_parts_kb(pid):
+    parts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                parts[line.split(":")[0]] = int(line.split()[1])
+    return parts
+
+
+def open_fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
 def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         rest = f.read().rpartition(")")[2].split()
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def machine_busy_s():
+    """CPU seconds all processes on the machine spent busy (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
 
 
 def self_cpu_s():
@@ -362,6 +399,8 @@ class Relay:
         self.measuring = False
         self.sent = 0
         self.rtt_ms = []
+        self.rtt_sent_ns = []
+        self.one_way_sent_ns = []
         self.one_way_ms = []
 
     def candidate(self, word, seq, t_ns):
@@ -375,6 +414,7 @@ class Relay:
                 return False
             if self.measuring:
                 self.one_way_ms.append((time.perf_counter_ns() - int(parts[-1])) / 1e6)
+                self.one_way_sent_ns.append(int(parts[-1]))
             try:
                 await expert.send("candidate", **self.candidate("bench-pong", parts[-2], parts[-1]))
             except websockets.ConnectionClosed:
@@ -388,6 +428,7 @@ class Relay:
             sent_ns = int(parts[-1])
             if sent_ns >= self.window_start_ns:
                 self.rtt_ms.append((time.perf_counter_ns() - sent_ns) / 1e6)
+                self.rtt_sent_ns.append(sent_ns)
             return True
 
         expert.handlers["candidate"] = on_expert
@@ -445,8 +486,15 @@ async def run(args, server):
     results = {"worker_pid": worker}
 
     def fail(stage, exc):
-        key = f"{stage}: {type(exc).__name__}: {str(exc)[:160]}"
+        key = f"{stage}: {type(exc).__name__}: {str(exc)[:160] or repr(exc)}"
         failures[key] += 1
+
+    def give_up():
+        """Past --max-failures the remaining steps are skipped, so a broken server ends the run soon."""
+        if sum(failures.values()) > args.max_failures:
+            stats["skipped"] += 1
+            return True
+        return False
 
     # Login cost with the default password hash (a few sequential logins, nothing else running).
     slow = []
@@ -461,6 +509,8 @@ async def run(args, server):
     # 1. Experts log in (HTTP only).
     async def login(call):
         async with sem:
+            if give_up():
+                return
             try:
                 status, headers, body = await http(port, "POST", "/api/v1/session",
                                                    {"email": f"{call.handle}@example.com", "password": PASSWORD},
@@ -479,10 +529,14 @@ async def run(args, server):
     await asyncio.sleep(1)
     rss_before = rss_kb(worker)
     results["rss_before_kb"] = rss_before
+    results["rss_parts_before"] = rss_parts_kb(worker)
+    results["fds_before"] = open_fds(worker)
 
     # 2. Consoles open and go online.
     async def console(call):
         async with sem:
+            if give_up():
+                return
             try:
                 peer = await Peer.open(ws_base + "/ws/console", stats, cookie=call.cookie, timeout=step)
                 call.console = peer
@@ -491,8 +545,10 @@ async def run(args, server):
                 await peer.send("presence", status="online")
                 await peer.wait("presence", step, match=lambda f: f.get("status") == "online")
             except Exception as e:  # noqa: BLE001
-                call.console = None if call.console is None or call.console.closed else call.console
                 fail("console", e)
+                if call.console is not None:
+                    await call.console.close()
+                    call.console = None
 
     t = time.perf_counter()
     cpu0 = cpu_s(worker)
@@ -506,8 +562,12 @@ async def run(args, server):
 
     async def setup(call):
         async with sem:
+            if give_up():
+                return
+            stage = "start"
             try:
                 t0 = time.perf_counter()
+                stage = "create"
                 status, _, body = await http(port, "POST", "/api/v1/calls",
                                              {"expert": call.handle, "price": {"amount": PRICE, "currency": CURRENCY}},
                                              timeout=step)
@@ -516,14 +576,17 @@ async def run(args, server):
                 created = json.loads(body)
                 call.created_at = t0
                 call.call_id = cid = created["call_id"]
+                stage = "visitor join"
                 visitor = call.visitor = await Peer.open(created["ws_url"], stats, timeout=step)
                 await visitor.send("hello", token=created["token"])
                 await visitor.wait("welcome", step)
                 visitor.start_heartbeat(args.heartbeat)
+                stage = "ring/accept"
                 await call.console.wait("ring", step, match=lambda f: f.get("call_id") == cid)
                 await call.console.send("accept", call_id=cid)
                 accepted = await call.console.wait("accepted", step, match=lambda f: f.get("call_id") == cid)
                 await visitor.wait("accepted", step)
+                stage = "expert join"
                 expert = call.expert = await Peer.open(accepted["ws_url"], stats, timeout=step)
                 await expert.send("hello", token=accepted["token"])
                 await expert.wait("welcome", step)
@@ -531,6 +594,7 @@ async def run(args, server):
                 present = lambda f: f.get("present") is True  # noqa: E731
                 await asyncio.gather(visitor.wait("peer", step, present), expert.wait("peer", step, present))
                 relay.wire(visitor, expert)
+                stage = "relay"
                 await visitor.send("offer", sdp="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=bench offer\r\n")
                 await expert.wait("offer", step)
                 await expert.send("answer", sdp="v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=bench answer\r\n")
@@ -540,13 +604,14 @@ async def run(args, server):
                 await visitor.send("candidate", candidate="candidate:1 1 udp 2122260223 127.0.0.1 40001 typ host",
                                    sdpMid="0", sdpMLineIndex=0)
                 await asyncio.gather(visitor.wait("candidate", step), expert.wait("candidate", step))
+                stage = "active"
                 await visitor.send("state", connection="connected")
                 await expert.send("state", connection="connected")
                 await asyncio.gather(visitor.wait("active", step), expert.wait("active", step))
                 call.active_at = time.perf_counter()
                 call.setup_s = call.active_at - t0
             except Exception as e:  # noqa: BLE001
-                fail("setup", e)
+                fail(f"setup ({stage})", e)
 
     ready = [c for c in calls if c.console]
     cpu0, client0 = cpu_s(worker), self_cpu_s()
@@ -559,31 +624,70 @@ async def run(args, server):
         results["setup_rate"] = len(done) / span
         results["setup_p50_ms"] = pct([c.setup_s * 1000 for c in done], 50)
         results["setup_p99_ms"] = pct([c.setup_s * 1000 for c in done], 99)
-    results["setup_worker_cpu"] = (cpu_s(worker) - cpu0) / elapsed * 100
-    results["setup_client_cpu"] = (self_cpu_s() - client0) / elapsed * 100
+    results["setup_worker_cpu"] = (cpu_s(worker) - cpu0) / elapsed * 100 if done else float("nan")
+    results["setup_client_cpu"] = (self_cpu_s() - client0) / elapsed * 100 if done else float("nan")
     results["calls_up"] = len(done)
 
     # 4. The window: everything open, heartbeats every second, relay probes.
+    if not done:
+        args.window = args.settle = 0
     await asyncio.sleep(args.settle)
     open_sockets = sum(1 for c in calls for p in (c.console, c.visitor, c.expert) if p and not p.closed)
     results["open_sockets"] = open_sockets
     loop = asyncio.get_running_loop()
     hb0 = stats["heartbeats"]
     cpu0, client0, t0 = cpu_s(worker), self_cpu_s(), time.perf_counter()
+    busy0 = machine_busy_s()
     relay.window_start_ns = time.perf_counter_ns()
     relay.measuring = True
     end = loop.time() + args.window
     probes = [asyncio.create_task(relay.probe(c.visitor, args.probe_interval, end)) for c in done]
     rss_samples = []
+    health_ms = []
+
+    async def health():
+        while loop.time() < end:
+            t = time.perf_counter()
+            try:
+                status, _, _ = await http(port, "GET", "/healthz", timeout=step)
+                if status == 200:
+                    health_ms.append((time.perf_counter() - t) * 1000)
+                else:
+                    stats["healthz_failed"] += 1
+            except Exception:  # noqa: BLE001
+                stats["healthz_failed"] += 1
+            await asyncio.sleep(0.25)
+
+    lag_ms = []
+
+    async def client_lag():
+        """How late the client's own event loop wakes up: stalls here are not the server's."""
+        while loop.time() < end:
+            t = loop.time()
+            await asyncio.sleep(0.05)
+            lag_ms.append((t, (loop.time() - t - 0.05) * 1000))
+
+    probes.append(asyncio.create_task(health()))
+    probes.append(asyncio.create_task(client_lag()))
+    cpu_per_second = []
+    last_cpu = cpu_s(worker)
     while loop.time() < end:
         await asyncio.sleep(min(1.0, max(0.0, end - loop.time())))
         rss_samples.append(rss_kb(worker))
+        now_cpu = cpu_s(worker)
+        cpu_per_second.append((now_cpu - last_cpu) * 100)
+        last_cpu = now_cpu
     await asyncio.gather(*probes)
     window = time.perf_counter() - t0
-    results["worker_cpu"] = (cpu_s(worker) - cpu0) / window * 100
-    results["client_cpu"] = (self_cpu_s() - client0) / window * 100
-    results["heartbeats_per_s"] = (stats["heartbeats"] - hb0) / window
+    window = max(window, 1e-9)
+    results["worker_cpu"] = (cpu_s(worker) - cpu0) / window * 100 if done else float("nan")
+    results["client_cpu"] = (self_cpu_s() - client0) / window * 100 if done else float("nan")
+    results["other_cpu"] = ((machine_busy_s() - busy0) / window * 100 - results["worker_cpu"]
+                            - results["client_cpu"]) if done else float("nan")
+    results["heartbeats_per_s"] = (stats["heartbeats"] - hb0) / window if done else 0
     rss_open = rss_samples[-1] if rss_samples else rss_kb(worker)
+    results["rss_parts_open"] = rss_parts_kb(worker)
+    results["fds_open"] = open_fds(worker)
     results["rss_open_kb"] = rss_open
     results["rss_max_kb"] = max(rss_samples) if rss_samples else rss_open
     results["rss_per_socket_kb"] = (rss_open - rss_before) / open_sockets if open_sockets else float("nan")
@@ -595,6 +699,25 @@ async def run(args, server):
     results["relay_p99_ms"] = pct(relay.rtt_ms, 99)
     results["relay_max_ms"] = max(relay.rtt_ms) if relay.rtt_ms else float("nan")
     results["one_way_p50_ms"] = pct(relay.one_way_ms, 50)
+    results["relay_over_100ms"] = sum(1 for v in relay.rtt_ms if v > 100)
+    per_second = {}
+    for sent_ns, rtt in zip(relay.rtt_sent_ns, relay.rtt_ms):
+        second = int((sent_ns - relay.window_start_ns) // 1_000_000_000)
+        per_second[second] = max(per_second.get(second, 0), rtt)
+    results["relay_max_per_second"] = [per_second.get(i, float("nan")) for i in range(int(args.window))]
+    per_second = {}
+    for sent_ns, ms in zip(relay.one_way_sent_ns, relay.one_way_ms):
+        second = int((sent_ns - relay.window_start_ns) // 1_000_000_000)
+        per_second[second] = max(per_second.get(second, 0), ms)
+    results["one_way_max_per_second"] = [per_second.get(i, float("nan")) for i in range(int(args.window))]
+    per_second = {}
+    for t, ms in lag_ms:
+        second = int(t - (end - args.window))
+        per_second[second] = max(per_second.get(second, 0), ms)
+    results["client_lag_per_second"] = [per_second.get(i, float("nan")) for i in range(int(args.window))]
+    results["worker_cpu_per_second"] = cpu_per_second
+    results["healthz_p50_ms"] = pct(health_ms, 50)
+    results["healthz_max_ms"] = max(health_ms) if health_ms else float("nan")
     results["closed_during_window"] = sum(1 for c in done for p in (c.console, c.visitor, c.expert) if p.closed)
     results["meters_received"] = sum(c.visitor.counts["meter"] + c.expert.counts["meter"] for c in done)
 
@@ -632,15 +755,16 @@ async def run(args, server):
 
 
 def report(args, res, server_log):
-    problems = [line for line in server_log.splitlines() if LOG_PROBLEMS.search(line)]
-    boots = sum(1 for line in problems if "Booting worker" in line)
-    problems = [line for line in problems if "Booting worker" not in line]
-    restarted = res.get("worker_pids_after") not in ([res["worker_pid"]], None)
+    lines = server_log.splitlines()
+    records = [line for line in lines if LOG_RECORD.search(line)]
+    exceptions = Counter(line[:170] for line in lines if LOG_EXCEPTION.match(line))
+    boots = sum(1 for line in lines if "Booting worker" in line)
+    restarted = boots > 1 or res.get("worker_pids_after") != [res["worker_pid"]]
     failures = res["failures"]
     stats = res["stats"]
     lost = res["relay_sent"] - res["relay_received"]
-    errors = (sum(failures.values()) + stats["error_frames"] + (res["calls_up"] - res["ended"])
-              + len(problems) + (1 if restarted or boots > 1 else 0))
+    errors = (sum(failures.values()) + stats["skipped"] + stats["error_frames"] + (res["calls_up"] - res["ended"])
+              + len(records) + (1 if restarted else 0))
     f = lambda v, d=1: "nan" if v != v else f"{v:.{d}f}"  # noqa: E731
     print()
     print(f"calls={args.calls} setup_rate={f(res.get('setup_rate', float('nan')))} calls/s "
@@ -654,20 +778,48 @@ def report(args, res, server_log):
           f"{f(res['login_default_hash_ms'], 0)} ms")
     print(f"  window:    {args.window:g} s, {res['open_sockets']} sockets open, {f(res['heartbeats_per_s'], 0)} heartbeats/s, "
           f"{res['meters_received']} meter frames received, {res['closed_during_window']} sockets closed")
-    print(f"  relay:     {res['relay_received']}/{res['relay_sent']} round trips (lost {lost}), "
+    print(f"  relay:     {res['relay_received']}/{res['relay_sent']} round trips ({lost} not back by 2 s after the window), "
           f"p50 {f(res['relay_p50_ms'], 2)} ms p99 {f(res['relay_p99_ms'], 2)} ms max {f(res['relay_max_ms'], 1)} ms; "
-          f"one way p50 {f(res['one_way_p50_ms'], 2)} ms")
+          f"one way p50 {f(res['one_way_p50_ms'], 2)} ms; {res['relay_over_100ms']} over 100 ms")
+    if args.timeline:
+        for label, key in (("slowest round trip (ms)", "relay_max_per_second"),
+                           ("slowest visitor->expert (ms)", "one_way_max_per_second"),
+                           ("client loop lag, max (ms)", "client_lag_per_second"),
+                           ("worker CPU (% of a core)", "worker_cpu_per_second")):
+            print(f"    per second: {label:<29}" + " ".join(f(v, 0) for v in res[key]))
+    print(f"  http:      GET /healthz every 0.25 s during the window: p50 {f(res['healthz_p50_ms'], 1)} ms "
+          f"max {f(res['healthz_max_ms'], 0)} ms, {res['stats']['healthz_failed']} failed")
     print(f"  worker:    pid {res['worker_pid']}, RSS {res['rss_before_kb'] / 1024:.1f} MB before sockets -> "
           f"{res['rss_open_kb'] / 1024:.1f} MB open (max {res['rss_max_kb'] / 1024:.1f} MB), "
-          f"CPU {f(res['worker_cpu'], 0)}% of a core; client CPU {f(res['client_cpu'], 0)}%")
+          f"CPU {f(res['worker_cpu'], 0)}% of a core; client CPU {f(res['client_cpu'], 0)}%; "
+          f"everything else on the machine {f(res['other_cpu'], 0)}% (of {os.cpu_count()} cores)")
+    before, after = res["rss_parts_before"], res["rss_parts_open"]
+    per = max(res["open_sockets"], 1)
+    print("             per socket: " + ", ".join(f"{k} {(after.get(k, 0) - before.get(k, 0)) / per:.1f} KB"
+                                             for k in ("RssAnon", "RssFile", "RssShmem"))
+          + f"; open fds {res['fds_before']} -> {res['fds_open']} "
+            f"({(res['fds_open'] - res['fds_before']) / per:.2f} per socket)")
     print(f"  ended:     {res['ended']}/{res['calls_up']} visitors got 'ended' {dict(res['ended_reasons'])}")
-    print(f"  errors:    {sum(failures.values())} client failures, {stats['error_frames']} error frames "
-          f"{dict(stats.get('error_codes', {}))}, {len(problems)} problem lines in the server log, "
-          f"worker restarted: {'yes' if restarted or boots > 1 else 'no'}")
+    print(f"  errors:    {sum(failures.values())} client failures, {stats['skipped']} steps skipped after "
+          f"--max-failures, {stats['error_frames']} error frames {dict(stats.get('error_codes', {}))}, "
+          f"{len(records)} ERROR/CRITICAL records in the server log, worker restarted: {'yes' if restarted else 'no'}")
     for key, count in failures.most_common(8):
         print(f"    {count} x {key}")
-    for line in problems[:10]:
-        print(f"    log: {line[:200]}")
+    for line, count in Counter(LOG_STAMP.sub("", r) for r in records).most_common(5):
+        print(f"    log {count} x {line[:200]}")
+    for line, count in exceptions.most_common(5):
+        print(f"    log {count} x {line}")
+    ticks = [float(m.group(1)) for m in re.finditer(r"BENCHDIAG tick ([\d.]+) ms", server_log)]
+    gcs = re.findall(r"BENCHDIAG gc gen(\d) ([\d.]+) ms collected=\d+ objects=(\S+)", server_log)
+    if ticks:
+        print(f"  diagnose:  clock tick (every METER_INTERVAL, blocks the worker): {len(ticks)} ticks, "
+              f"p50 {f(pct(ticks, 50), 0)} ms, p99 {f(pct(ticks, 99), 0)} ms, max {f(max(ticks), 0)} ms")
+    if gcs:
+        full = [(float(ms), objs) for gen, ms, objs in gcs if gen == "2"]
+        slow = [float(ms) for gen, ms, _ in gcs if gen != "2"]
+        print(f"             full garbage collections: {len(full)}, "
+              + ", ".join(f"{ms:.0f} ms ({objs} objects)" for ms, objs in full[-6:])
+              + (f"; {len(slow)} younger ones over 20 ms, max {max(slow):.0f} ms" if slow else ""))
     return errors
 
 
@@ -683,12 +835,25 @@ def main():
     parser.add_argument("--timeout", type=float, default=900.0, help="the whole run's time limit")
     parser.add_argument("--default-hash", dest="fast_hash", action="store_false",
                         help="seed experts with werkzeug's default (scrypt) hash instead of a cheap pbkdf2 one")
+    parser.add_argument("--max-failures", type=int, default=20,
+                        help="after this many failed steps the remaining ones are skipped (default 20)")
+    parser.add_argument("--db-pool", choices=("default", "unlimited"), default="default",
+                        help="'unlimited' serves bench/server_app.py instead of callme:create_app(): the same "
+                             "app with SQLAlchemy's max_overflow=-1 (default: the app as users run it)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="serve bench/server_app.py, which logs clock tick durations and slow garbage "
+                             "collections in the worker; they are summarised at the end")
+    parser.add_argument("--timeline", action="store_true", help="print per-second figures of the window")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, server log)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
     args = parser.parse_args()
     if args.calls < 1 or args.calls > 20000:
         parser.error("calls must be between 1 and 20000")
 
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # so that the finally below stops the server
+
+    signal.signal(signal.SIGTERM, on_term)
     limit = raise_nofile(3 * args.calls + 1000)
     if limit < 3 * args.calls + 100:
         print(f"warning: open-file limit {limit} is low for {3 * args.calls} sockets", file=sys.stderr)
@@ -701,8 +866,11 @@ def main():
         print(f"seeded {count} experts in {time.perf_counter() - t:.1f} s; open-file limit {limit}; {workdir}",
               flush=True)
         extra = dict(item.split("=", 1) for item in args.env)
-        server = Server(workdir, free_port(), extra).start()
-        print(f"server {server.url} master {server.proc.pid} worker {server.workers()}", flush=True)
+        server = Server(workdir, free_port(), extra, unlimited_pool=args.db_pool == "unlimited",
+                        diagnose=args.diagnose).start()
+        app = server.argv[-1] + (" (SQLAlchemy pool unlimited)" if args.db_pool == "unlimited" else
+                                 " (diagnostics only)" if args.diagnose else " (as users run it)")
+        print(f"server {server.url} master {server.proc.pid} worker {server.workers()} app {app}", flush=True)
         res = asyncio.run(asyncio.wait_for(run(args, server), args.timeout))
         server.stop()
         errors = report(args, res, server.log_text())
