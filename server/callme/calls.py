@@ -352,10 +352,10 @@ class CallService:
         with self._lock:
             local = {call_id: dict(conns) for call_id, conns in self._local.items()}
         ids = list(local)
-        for start in range(0, len(ids), 500):
+        for start in range(0, len(ids), 100):
             rows = db.session.execute(
                 sa.select(Call.id, Call.active_ms, Call.price_minor, Call.currency, Call.free_seconds,
-                          Call.cap_minutes).where(Call.id.in_(ids[start:start + 500]), Call.state == "active")
+                          Call.cap_minutes).where(Call.id.in_(ids[start:start + 100]), Call.state == "active")
             ).all()
             for row in rows:
                 terms = metering.Terms(row.price_minor, row.currency, row.free_seconds, row.cap_minutes)
@@ -374,6 +374,9 @@ class CallService:
                 for conn in local[row.id].values():
                     for frame in frames:
                         conn.send_raw(frame)
+            # Let relays and heartbeats in between batches: under gevent a burst of a
+            # thousand sends would otherwise hold the worker for tens of milliseconds.
+            time.sleep(0)
 
     def refresh_tokens(self):
         """Hand each local participant a fresh token before its current one expires."""
