@@ -177,6 +177,7 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     shot(page, "button")
     frame = open_widget(page, server, expert)
     assert "$1.50" in frame.inner_text("#price")
+    frame.wait_for_timeout(500)  # let the camera preview paint
     shot(page, "precall")
 
     frame.click("#start-call")
