@@ -14,6 +14,8 @@ from callme.config import TestConfig
 from callme.extensions import db
 from callme.models import Call, LedgerEntry
 
+from .conftest import connect_paypal
+
 ORIGIN = "https://ray.example"
 API = "/api/v1"
 
@@ -26,13 +28,14 @@ def cheap_password_hashing(monkeypatch):
 
 
 @pytest.fixture
-def make_app(clock, tmp_path):
+def make_app(clock, tmp_path, emulator):
     """An app with TestConfig plus overrides, its tables created, inside its app context."""
     made = []
 
     def make(**overrides):
         config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
-        app = create_app({**config, "CLOCK_MS": clock, "CALLME_TMP": str(tmp_path), **overrides})
+        app = create_app({**config, "CLOCK_MS": clock, "CALLME_TMP": str(tmp_path), "PAYPAL_BASE_URL": emulator.url,
+                          **overrides})
         ctx = app.app_context()
         ctx.push()
         db.create_all()
@@ -45,12 +48,28 @@ def make_app(clock, tmp_path):
         ctx.pop()
 
 
-def seed(app, handle="ray", online=True, password="password123"):
-    """An expert in an app made by ``make_app`` (the conftest factories serve the default app)."""
+def seed(app, handle="ray", online=True, password="password123", emulator=None):
+    """An expert in an app made by ``make_app`` (the conftest factories serve the default app);
+    with ``emulator``, connected to PayPal there."""
     expert = create_expert(f"{handle}@example.com", password, handle, handle.title(), 150, "USD", 60, 60, (ORIGIN,))
+    if emulator is not None:
+        connect_paypal(expert, emulator, app.config)
     if online:
         app.extensions["callme.calls"].set_presence(expert.id, True)
     return expert
+
+
+@pytest.fixture
+def pay(emulator):
+    """The ``payment`` of a paid call's body: an order made through the API and approved."""
+    def make(client, handle="ray", amount=150, currency="USD", remote="127.0.0.1"):
+        r = client.post(f"{API}/payments/orders", json={"expert": handle, "price": {"amount": amount,
+                                                                                     "currency": currency}},
+                        environ_base={"REMOTE_ADDR": remote})
+        assert r.status_code == 201, r.get_json()
+        emulator.approve(r.get_json()["order_id"])
+        return {"order_id": r.get_json()["order_id"]}
+    return make
 
 
 def body(expert="ray", amount=150, currency="USD", origin=ORIGIN, **extra):
@@ -138,9 +157,9 @@ def test_status_refuses_other_origins(client, make_expert, origin):
 
 # ---- POST /calls: success -------------------------------------------------------------
 
-def test_create_call(client, make_expert, clock, app):
+def test_create_call(client, make_expert, clock, app, pay):
     expert = make_expert(handle="ray", online=True)
-    r = client.post(f"{API}/calls", json=body(), headers={"Origin": ORIGIN})
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)), headers={"Origin": ORIGIN})
     assert r.status_code == 201
     data = r.get_json()
     assert set(data) == {"call_id", "role", "token", "expires_in", "ws_url", "ice_servers", "terms"}
@@ -159,27 +178,30 @@ def test_create_call(client, make_expert, clock, app):
     assert call.created_ms == clock.now
 
 
-def test_create_call_without_origin_and_kind_defaults(client, make_expert):
+def test_create_call_without_origin_and_kind_defaults(client, make_expert, pay):
     make_expert(handle="ray", online=True)
-    r = client.post(f"{API}/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"}})
+    r = client.post(f"{API}/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"},
+                                          "payment": pay(client)})
     assert r.status_code == 201
     assert db.session.get(Call, r.get_json()["call_id"]).kind == "instant"
 
 
-def test_create_call_on_https_public_url_hands_out_wss(make_app):
+def test_create_call_on_https_public_url_hands_out_wss(make_app, emulator, pay):
     app = make_app(PUBLIC_URL="https://callme.example")
-    seed(app)
-    r = app.test_client().post(f"{API}/calls", json=body(), headers={"Origin": ORIGIN})
+    seed(app, emulator=emulator)
+    client = app.test_client()
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)), headers={"Origin": ORIGIN})
     assert r.status_code == 201
     assert r.get_json()["ws_url"] == f"wss://callme.example/ws/calls/{r.get_json()['call_id']}"
 
 
-def test_create_call_with_stun_and_turn(make_app, clock):
+def test_create_call_with_stun_and_turn(make_app, clock, emulator, pay):
     app = make_app(STUN_URLS=["stun:stun.example:3478"], TURN_URLS=["turn:turn.example:3478?transport=udp",
                                                                      "turns:turn.example:5349"],
                    TURN_SECRET="coturn-shared-secret", TURN_TTL=600)
-    seed(app)
-    r = app.test_client().post(f"{API}/calls", json=body())
+    seed(app, emulator=emulator)
+    client = app.test_client()
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)))
     assert r.status_code == 201
     data = r.get_json()
     stun, turn = data["ice_servers"]
@@ -191,10 +213,11 @@ def test_create_call_with_stun_and_turn(make_app, clock):
     assert turn["credential"] == expected.decode()
 
 
-def test_turn_needs_a_secret(make_app):
+def test_turn_needs_a_secret(make_app, emulator, pay):
     app = make_app(TURN_URLS=["turn:turn.example:3478"], TURN_SECRET=None)
-    seed(app)
-    r = app.test_client().post(f"{API}/calls", json=body())
+    seed(app, emulator=emulator)
+    client = app.test_client()
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)))
     assert r.status_code == 201 and r.get_json()["ice_servers"] == []
 
 
@@ -220,11 +243,11 @@ def test_busy_expert(client, make_expert, make_call):
     assert db.session.scalars(db.select(Call.id)).all() == [open_call.id]
 
 
-def test_expert_free_again_after_the_call_ended(client, make_expert, make_call, service):
+def test_expert_free_again_after_the_call_ended(client, make_expert, make_call, service, pay):
     expert = make_expert(handle="ray", online=True)
     first = make_call(expert)
     service.hangup(first.id, "visitor")
-    assert client.post(f"{API}/calls", json=body()).status_code == 201
+    assert client.post(f"{API}/calls", json=body(payment=pay(client))).status_code == 201
     assert calls_in_db() == 2
 
 
@@ -243,13 +266,17 @@ def test_stale_price(client, make_expert, amount, currency):
     assert calls_in_db() == 0
 
 
-def test_price_changed_after_it_was_shown(client, make_expert):
+def test_price_changed_after_it_was_shown(client, make_expert, pay):
     expert = make_expert(handle="ray", price=150, online=True)
     shown = client.get(f"{API}/experts/ray/status").get_json()["price"]
+    old_hold = pay(client)
     expert.price_minor = 200
     db.session.commit()
-    assert_error(client.post(f"{API}/calls", json=body(amount=shown["amount"])), 409, "price_changed")
-    assert client.post(f"{API}/calls", json=body(amount=200)).status_code == 201
+    assert_error(client.post(f"{API}/calls", json=body(amount=shown["amount"], payment=old_hold)), 409,
+                 "price_changed")
+    # The hold made at the old price does not cover the new one.
+    assert_error(client.post(f"{API}/calls", json=body(amount=200, payment=old_hold)), 402, "payment_insufficient")
+    assert client.post(f"{API}/calls", json=body(amount=200, payment=pay(client, amount=200))).status_code == 201
 
 
 @pytest.mark.parametrize("header, in_body", [
@@ -279,14 +306,15 @@ def test_booked_kinds_need_a_booking(client, make_expert, kind):
     assert calls_in_db() == 0
 
 
-def test_rate_limit(make_app):
+def test_rate_limit(make_app, emulator, pay):
     app = make_app(RATE_LIMIT_CALLS="2/60")
     # The limiter's own clock, fixed so that no window boundary falls inside the test.
     limiter = app.extensions["callme.limiter"]
     limiter.clock = lambda: 1_000.0
-    expert = seed(app)
+    expert = seed(app, emulator=emulator)
     client = app.test_client()
-    first = client.post(f"{API}/calls", json=body())
+    holds = [pay(client, remote=f"10.0.1.{n}") for n in range(3)]  # orders have their own budget
+    first = client.post(f"{API}/calls", json=body(payment=holds[0]))
     assert first.status_code == 201
     app.extensions["callme.calls"].hangup(first.get_json()["call_id"], "visitor")
     assert client.post(f"{API}/calls", json=body(expert="nobody")).status_code == 404  # counted too
@@ -296,23 +324,23 @@ def test_rate_limit(make_app):
     assert "20 seconds" in data["message"]
     assert calls_in_db() == 1
     # Another client address has its own budget.
-    other = client.post(f"{API}/calls", json=body(), environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    other = client.post(f"{API}/calls", json=body(payment=holds[1]), environ_base={"REMOTE_ADDR": "10.0.0.2"})
     assert other.status_code == 201, other.get_json()
     # The next window admits the first address again.
     app.extensions["callme.calls"].hangup(other.get_json()["call_id"], "visitor")
     limiter.clock = lambda: 1_020.0
-    assert client.post(f"{API}/calls", json=body()).status_code == 201
+    assert client.post(f"{API}/calls", json=body(payment=holds[2])).status_code == 201
     assert db.session.scalars(db.select(Call.expert_id).distinct()).all() == [expert.id]
 
 
-def test_ring_rate_limit_per_expert(make_app):
+def test_ring_rate_limit_per_expert(make_app, emulator, pay):
     app = make_app(RATE_LIMIT_RINGS="1/60")
     app.extensions["callme.limiter"].clock = lambda: 30.0
-    seed(app)
+    seed(app, emulator=emulator)
     client = app.test_client()
-    first = client.post(f"{API}/calls", json=body())
+    first = client.post(f"{API}/calls", json=body(payment=pay(client)))
     app.extensions["callme.calls"].hangup(first.get_json()["call_id"], "visitor")
-    r = client.post(f"{API}/calls", json=body(), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)), environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert_error(r, 429, "rate_limited")
     assert r.headers["Retry-After"] == "30"
     assert calls_in_db() == 1
@@ -389,20 +417,22 @@ def test_error_shape_is_always_error_message_fields(client, make_expert, raw, co
     assert isinstance(data["error"], str) and isinstance(data["message"], str) and isinstance(data["fields"], dict)
 
 
-def test_refusal_leaves_the_expert_callable(client, make_expert):
+def test_refusal_leaves_the_expert_callable(client, make_expert, pay):
     make_expert(handle="ray", online=True)
-    for raw in (body(amount=-1), body(amount=1), body(origin="https://evil.example"), body(kind="appointment")):
+    hold = pay(client)
+    for raw in (body(amount=-1), body(amount=1), body(origin="https://evil.example"), body(kind="appointment"),
+                body(), body(payment={"order_id": "NOT-AN-ORDER"})):
         assert client.post(f"{API}/calls", json=raw).status_code >= 400
     assert client.get(f"{API}/experts/ray/status").get_json()["status"] == "online"
-    assert client.post(f"{API}/calls", json=body()).status_code == 201
+    assert client.post(f"{API}/calls", json=body(payment=hold)).status_code == 201
 
 
 # ---- GET /calls/<id> ------------------------------------------------------------------
 
 @pytest.fixture
-def created(client, make_expert):
+def created(client, make_expert, pay):
     make_expert(handle="ray", online=True)
-    r = client.post(f"{API}/calls", json=body())
+    r = client.post(f"{API}/calls", json=body(payment=pay(client)))
     assert r.status_code == 201
     return r.get_json()
 
@@ -427,10 +457,10 @@ def test_call_state_with_a_tampered_token(client, created):
     assert client.get(f"{API}/calls/{created['call_id']}", headers=bearer(bad)).status_code == 401
 
 
-def test_call_state_with_a_token_of_another_call(client, created, make_expert, service):
+def test_call_state_with_a_token_of_another_call(client, created, make_expert, service, pay):
     service.hangup(created["call_id"], "visitor")
     make_expert(handle="ann", online=True)
-    other = client.post(f"{API}/calls", json=body(expert="ann")).get_json()
+    other = client.post(f"{API}/calls", json=body(expert="ann", payment=pay(client, "ann"))).get_json()
     r = client.get(f"{API}/calls/{created['call_id']}", headers=bearer(other["token"]))
     assert_error(r, 403, "token_wrong_call")
     receipt = service.tokens.receipt_token(other["call_id"])
@@ -446,6 +476,7 @@ def test_call_state_with_the_visitor_token(client, created):
         "terms": {"price": 150, "currency": "USD", "free_seconds": 60, "cap_minutes": 60},
         "end_reason": None, "ended_by": None, "duration_ms": None, "minutes": None, "amount": None,
         "currency": "USD",
+        "payment": {"state": "authorized", "amount": 9000, "captured": None, "capture_id": None, "currency": "USD"},
     }
 
 
@@ -472,8 +503,10 @@ def test_call_state_with_the_receipt_after_a_paid_call(client, created, service,
     data = r.get_json()
     assert (data["state"], data["end_reason"], data["ended_by"], data["duration_ms"], data["minutes"],
             data["amount"], data["currency"]) == ("ended", "hangup", "expert", 61_000, 2, 300, "USD")
-    assert [(row.amount_minor, row.currency) for row in db.session.scalars(db.select(LedgerEntry))] == [
-        (300, "USD")]
+    captures = db.session.scalars(db.select(LedgerEntry).filter_by(kind="capture")).all()
+    assert [(row.amount_minor, row.currency) for row in captures] == [(300, "USD")]
+    assert data["payment"]["state"] == "captured" and data["payment"]["captured"] == 300
+    assert data["payment"]["capture_id"] == captures[0].detail["capture_id"]
 
 
 def test_receipt_and_call_tokens_are_not_interchangeable(client, created, service):
@@ -589,12 +622,17 @@ def test_openapi_document(client):
     assert doc["openapi"].startswith("3.")
     assert doc["info"]["title"] == "callme"
     assert set(doc["paths"]) == {"/api/v1/experts/{handle}/status", "/api/v1/calls", "/api/v1/calls/{call_id}",
-                                 "/api/v1/session"}
+                                 "/api/v1/session", "/api/v1/payments/orders", "/api/v1/paypal/webhooks/{handle}",
+                                 "/api/v1/currencies"}
     assert set(doc["paths"]["/api/v1/session"]) == {"post", "get", "delete"}
     assert set(doc["paths"]["/api/v1/calls"]["post"]["responses"]) == {
-        "201", "400", "403", "404", "409", "422", "429"}
+        "201", "400", "402", "403", "404", "409", "422", "429", "502", "503"}
     schemas = doc["components"]["schemas"]
-    assert {"Price", "CreateCall", "CallCreated", "CallState", "Status", "Login", "Expert", "Error"} <= set(schemas)
+    assert {"Price", "CreateCall", "CallCreated", "CallState", "Status", "Login", "Expert", "Error",
+            "CreateOrder", "OrderCreated"} <= set(schemas)
+    assert set(schemas["CreateOrder"]["required"]) == {"expert", "price"}
+    assert set(schemas["OrderCreated"]["properties"]) == {"order_id", "approve_url", "amount"}
+    assert "payment" in schemas["CreateCall"]["properties"]
     assert set(schemas["CreateCall"]["required"]) == {"expert", "price"}
     assert set(schemas["Price"]["properties"]) == {"amount", "currency"}
     assert schemas["Price"]["properties"]["amount"]["type"] == "integer"

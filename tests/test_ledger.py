@@ -3,9 +3,9 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from callme import models
+from callme import models, payments
 from callme.extensions import db
-from callme.ledger import balance, settle
+from callme.ledger import balance, earnings, holds_open, settle
 from callme.models import AppendOnlyError, Call, LedgerEntry
 
 
@@ -16,45 +16,59 @@ def cheap_password_hashing(monkeypatch):
 
 
 @pytest.fixture
-def ended_call(make_expert):
-    """An ended, not yet settled call row with the given bill."""
-    def make(amount=300, minutes=2, currency="USD", expert=None, price=150):
-        expert = expert or make_expert(currency=currency, price=price)
+def ended_call(make_expert, make_hold):
+    """An ended, not yet settled call row with the given bill, holding its PayPal authorization."""
+    def make(amount=300, minutes=2, currency="USD", expert=None, price=150, paid=True):
+        expert = expert or make_expert(currency=currency, price=price, cap_minutes=60)
+        payment = make_hold(expert) if paid else None
         call = Call(expert_id=expert.id, kind="instant", state="ended", price_minor=price, currency=currency,
                     free_seconds=60, cap_minutes=60, created_ms=0, active_ms=1_000, ended_ms=1_000 + 61_000,
                     end_reason="hangup", ended_by="visitor", billed_ms=61_000, billed_minutes=minutes,
                     amount_minor=amount)
         db.session.add(call)
+        db.session.flush()
+        if payment is not None:
+            payment.call_id = call.id
         db.session.commit()
         return call
     return make
 
 
-def rows():
+def rows(kinds=None):
     db.session.expire_all()
-    return db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id)).all()
+    q = sa.select(LedgerEntry).order_by(LedgerEntry.id)
+    if kinds:
+        q = q.where(LedgerEntry.kind.in_(kinds))
+    return db.session.scalars(q).all()
 
 
-def test_settle_writes_one_charge(ended_call):
+def test_settle_marks_the_hold_due_and_the_capture_writes_the_row(app, ended_call):
     call = ended_call(amount=300, minutes=2)
-    written = settle(db.session, call)
+    payment = settle(db.session, call)
     db.session.commit()
-    assert [(r.key, r.kind, r.expert_id, r.call_id, r.amount_minor, r.currency) for r in written] == [
-        (f"call:{call.id}:charge", "charge", call.expert_id, call.id, 300, "USD")]
-    assert written[0].detail == {"minutes": 2, "price": 150, "duration_ms": 61_000}
+    assert (payment.state, payment.due_minor, payment.call_id) == ("capture_pending", 300, call.id)
     assert db.session.get(Call, call.id).settled_at is not None
-    assert len(rows()) == 1
+    assert [r.kind for r in rows()] == ["hold"]  # nothing captured inside the ending transaction
+    assert payments.settle_payment(payment.id, app.config) == "captured"
+    written = rows(("capture",))
+    assert [(r.key, r.kind, r.expert_id, r.call_id, r.amount_minor, r.currency) for r in written] == [
+        (f"payment:{payment.id}:capture", "capture", call.expert_id, call.id, 300, "USD")]
+    assert {k: written[0].detail[k] for k in ("minutes", "price", "duration_ms")} == {
+        "minutes": 2, "price": 150, "duration_ms": 61_000}
+    assert [(r.kind, r.amount_minor) for r in rows()] == [("hold", 9000), ("capture", 300), ("void", 8700)]
 
 
-def test_settle_is_idempotent(ended_call):
+def test_settle_is_idempotent(app, ended_call):
     call = ended_call(amount=300)
-    assert len(settle(db.session, call)) == 1
+    payment = settle(db.session, call)
     db.session.commit()
-    assert settle(db.session, call) == []
+    assert settle(db.session, call) is None
     db.session.commit()
-    assert settle(db.session, db.session.get(Call, call.id)) == []
+    assert settle(db.session, db.session.get(Call, call.id)) is None
     db.session.commit()
-    assert [(r.kind, r.amount_minor) for r in rows()] == [("charge", 300)]
+    for _ in range(2):
+        payments.settle_payment(payment.id, app.config)
+    assert [(r.kind, r.amount_minor) for r in rows(("capture",))] == [("capture", 300)]
 
 
 def test_losing_settler_returns_nothing_instead_of_raising(app, ended_call):
@@ -62,24 +76,31 @@ def test_losing_settler_returns_nothing_instead_of_raising(app, ended_call):
     call_id = call.id
     # The winner: another connection settles and commits.
     with db.engine.begin() as other:
-        other.execute(sa.insert(LedgerEntry).values(
-            key=f"call:{call_id}:charge", kind="charge", expert_id=call.expert_id, call_id=call_id,
-            amount_minor=300, currency="USD", detail={}, created_at=models.utcnow()))
         other.execute(sa.update(Call).where(Call.id == call_id).values(settled_at=models.utcnow()))
     # The loser still holds the row as it read it, unsettled.
     assert call.settled_at is None
-    assert settle(db.session, call) == []
+    assert settle(db.session, call) is None
     db.session.commit()
-    assert len(rows()) == 1
+    assert db.session.get(Call, call_id).payment.state == "authorized"  # the winner's business, not ours
 
 
-def test_free_call_writes_no_charge(ended_call):
+def test_free_call_voids_the_hold(app, ended_call):
     call = ended_call(amount=0, minutes=0)
-    assert settle(db.session, call) == []
+    payment = settle(db.session, call)
+    db.session.commit()
+    assert payment.state == "void_pending"
+    assert payments.settle_payment(payment.id, app.config) == "voided"
+    assert [(r.kind, r.amount_minor) for r in rows()] == [("hold", 9000), ("void", 9000)]
+    assert db.session.get(Call, call.id).settled_at is not None  # settled all the same
+    assert settle(db.session, call) is None
+
+
+def test_a_call_without_a_hold_writes_nothing(ended_call, caplog):
+    call = ended_call(amount=300, paid=False)
+    assert settle(db.session, call) is None
     db.session.commit()
     assert rows() == []
-    assert db.session.get(Call, call.id).settled_at is not None  # settled all the same
-    assert settle(db.session, call) == []
+    assert "no PayPal hold" in caplog.text
 
 
 @pytest.mark.parametrize("state", ["created", "ringing", "accepted", "active"])
@@ -110,18 +131,19 @@ def test_a_service_ended_call_is_settled_once(service, make_expert, make_call, c
     service.hangup(call_id, "visitor")
     service.hangup(call_id, "expert")
     service.tick()
-    assert settle(db.session, service.get(call_id)) == []
+    assert settle(db.session, service.get(call_id)) is None
     db.session.commit()
-    assert [(r.amount_minor, r.currency, r.detail["minutes"]) for r in rows()] == [(297, "EUR", 3)]
+    assert [(r.amount_minor, r.currency, r.detail["minutes"]) for r in rows(("capture",))] == [(297, "EUR", 3)]
     assert balance(expert_id) == {"EUR": 297}
 
 
 # ---- append-only ----------------------------------------------------------------------
 
 @pytest.fixture
-def charged(ended_call):
-    call = ended_call(amount=300)
-    settle(db.session, call)
+def charged(make_expert):
+    expert = make_expert(price=0)
+    db.session.add(LedgerEntry(key="payment:1:capture", kind="capture", expert_id=expert.id, amount_minor=300,
+                               currency="USD", detail={"capture_id": "CAP-1"}))
     db.session.commit()
     return rows()[0]
 
@@ -138,11 +160,11 @@ def test_ledger_rows_cannot_be_changed_or_deleted(charged, change):
     with pytest.raises(AppendOnlyError):
         db.session.commit()
     db.session.rollback()
-    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("charge", 300, "USD")]
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("capture", 300, "USD")]
 
 
 def test_the_same_movement_cannot_be_inserted_twice(charged):
-    db.session.add(LedgerEntry(key=charged.key, kind="charge", expert_id=charged.expert_id, call_id=charged.call_id,
+    db.session.add(LedgerEntry(key=charged.key, kind="capture", expert_id=charged.expert_id, call_id=charged.call_id,
                                amount_minor=300, currency="USD", detail={}))
     with pytest.raises(sa.exc.IntegrityError):
         db.session.commit()
@@ -169,37 +191,43 @@ def test_bulk_statements_cannot_change_the_ledger(charged, statement):
         db.session.commit()
     except (AppendOnlyError, sa.exc.SQLAlchemyError):  # refused: by the ORM or by the database
         db.session.rollback()
-    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("charge", 300, "USD")]
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows()] == [("capture", 300, "USD")]
 
 
 # ---- balance --------------------------------------------------------------------------
 
-def entry(expert, key, amount, currency, kind="charge"):
+def entry(expert, key, amount, currency, kind="capture"):
     db.session.add(LedgerEntry(key=key, kind=kind, expert_id=expert.id, amount_minor=amount, currency=currency,
                                detail={}))
 
 
-def test_balance_sums_per_currency(make_expert):
-    ray, ann = make_expert(), make_expert()
+def test_earnings_sum_per_currency_captures_less_money_given_back(make_expert):
+    ray, ann = make_expert(price=0), make_expert(price=0)
     assert balance(ray.id) == {}
     entry(ray, "a", 150, "USD")
     entry(ray, "b", 300, "USD")
     entry(ray, "c", 99, "EUR")
     entry(ray, "d", 1_000, "JPY")
-    entry(ray, "e", 5_000, "USD", kind="refund")  # not a charge: not in the balance
-    entry(ann, "f", 777, "USD")                   # another expert's money
+    entry(ray, "e", 100, "USD", kind="refund")     # given back
+    entry(ray, "f", 50, "USD", kind="reversal")    # taken back by PayPal
+    entry(ray, "g", 9_000, "USD", kind="hold")     # nobody's money yet
+    entry(ray, "h", 9_000, "USD", kind="void")     # and released
+    entry(ray, "i", 20, "USD", kind="charge")      # written before payments existed: still earned
+    entry(ann, "j", 777, "USD")                    # another expert's money
     db.session.commit()
-    assert balance(ray.id) == {"USD": 450, "EUR": 99, "JPY": 1_000}
-    assert balance(ray.id, "USD") == {"USD": 450}
+    assert balance(ray.id) == earnings(ray.id) == {"USD": 320, "EUR": 99, "JPY": 1_000}
+    assert balance(ray.id, "USD") == {"USD": 320}
     assert balance(ray.id, "GBP") == {}
     assert balance(ann.id) == {"USD": 777}
     assert all(type(v) is int for v in balance(ray.id).values())
 
 
-def test_balance_from_settled_calls(make_expert, ended_call):
+def test_earnings_from_settled_calls(app, make_expert, ended_call):
     expert = make_expert(currency="USD")
     for amount in (150, 300, 0, 450):
-        settle(db.session, ended_call(amount=amount, expert=expert))
+        payment = settle(db.session, ended_call(amount=amount, expert=expert))
         db.session.commit()
+        payments.settle_payment(payment.id, app.config)
     assert balance(expert.id) == {"USD": 900}
-    assert len(rows()) == 3
+    assert len(rows(("capture",))) == 3
+    assert holds_open(expert.id) == {"USD": 0}

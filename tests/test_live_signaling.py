@@ -8,7 +8,7 @@ import pytest
 import requests
 
 
-from .conftest import seed_expert, stored_call
+from .conftest import live_order, money_rows, seed_expert, stored_call
 from .peers import Socket, login
 
 pytestmark = pytest.mark.live
@@ -33,8 +33,11 @@ async def online_console(server, handle, cookie=None):
 
 
 def post_call(server, handle, price=150, currency="USD"):
-    return requests.post(server.url + "/api/v1/calls",
-                         json={"expert": handle, "price": {"amount": price, "currency": currency}}, timeout=5)
+    """POST /calls as the widget does: for a paid call, with a PayPal hold approved first."""
+    body = {"expert": handle, "price": {"amount": price, "currency": currency}}
+    if price:
+        body["payment"] = {"order_id": live_order(server.url, server.emulator, handle, price, currency)}
+    return requests.post(server.url + "/api/v1/calls", json=body, timeout=10)
 
 
 def create_call(server, handle):
@@ -132,7 +135,7 @@ def test_calls_that_never_connect_cost_nothing(live_server, handle, outcome):
     assert ended["reason"] == outcome == ring_ended["reason"]
     assert ended["amount"] == 0
     call, rows = stored_call(server, ended["call_id"])
-    assert call.state == "ended" and call.amount_minor == 0 and rows == []
+    assert call.state == "ended" and call.amount_minor == 0 and money_rows(rows) == []
 
 
 def test_offline_and_busy_experts_refuse_calls(live_server, handle):

@@ -199,8 +199,9 @@ def cheap_password_hashing(monkeypatch):
 
 
 def ledger_rows(call_id=None):
+    """The rows that move money to the expert: captures. (Holds and their release are not charges.)"""
     db.session.expire_all()
-    q = db.select(LedgerEntry).order_by(LedgerEntry.id)
+    q = db.select(LedgerEntry).filter(LedgerEntry.kind == "capture").order_by(LedgerEntry.id)
     if call_id is not None:
         q = q.filter_by(call_id=call_id)
     return db.session.scalars(q).all()
@@ -272,9 +273,12 @@ def test_hangup_bills_exactly(service, clock, active_call, free_seconds, price, 
     assert call.settled_at is not None
     rows = ledger_rows(call_id)
     if amount:
+        payment = stored(call_id).payment
         assert [(r.key, r.kind, r.expert_id, r.amount_minor, r.currency) for r in rows] == [
-            (f"call:{call_id}:charge", "charge", expert_id, amount, currency)]
-        assert rows[0].detail == {"minutes": minutes, "price": price, "duration_ms": active_ms}
+            (f"payment:{payment.id}:capture", "capture", expert_id, amount, currency)]
+        assert rows[0].detail["minutes"] == minutes and rows[0].detail["price"] == price
+        assert rows[0].detail["duration_ms"] == active_ms
+        assert rows[0].detail["capture_id"] == payment.capture_id
     else:
         assert rows == []
     # A second hang-up (the other side, a retry) changes nothing.

@@ -14,7 +14,7 @@ from callme.config import TestConfig
 from callme.extensions import db
 from callme.models import Expert
 
-TABLES = {"experts", "calls", "ledger", "bus_lease"}
+TABLES = {"experts", "calls", "ledger", "bus_lease", "payments", "paypal_events"}
 PG_ADMIN_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
 
@@ -46,6 +46,12 @@ def check_upgrade_and_downgrade():
         assert {c["name"] for c in inspector.get_check_constraints(table.name)} == model_checks, table.name
     check_one_open_call_per_expert()
     check_amount_constraints()
+    check_ledger_append_only("up")
+    # One step down (payments dropped; SQLite rebuilds the ledger table) keeps the ledger guarded.
+    downgrade(revision="b1d4c2a7e901")
+    check_ledger_append_only("down-one")
+    upgrade()
+    check_ledger_append_only("up-again")
     downgrade(revision="base")
     assert set(sa.inspect(db.engine).get_table_names()) == {"alembic_version"}
     with db.engine.connect() as connection:
@@ -75,6 +81,21 @@ def check_one_open_call_per_expert():
     with db.engine.begin() as c:
         c.execute(sa.text("DELETE FROM calls"))
         c.execute(sa.text("DELETE FROM experts"))
+
+
+def check_ledger_append_only(key):
+    """The database itself refuses to change or delete ledger rows (the row stays; DROP TABLE
+    on the way down fires no trigger)."""
+    with db.engine.begin() as c:
+        if not c.execute(sa.text("SELECT count(*) FROM experts WHERE id = 7")).scalar():
+            c.execute(sa.text("INSERT INTO experts (id, email, password_hash, handle, display_name, price_minor, "
+                              "currency, free_seconds, cap_minutes, allowed_origins, created_at) VALUES "
+                              "(7, 'l@example.com', 'x', 'l', 'L', 150, 'USD', 60, 60, '[]', CURRENT_TIMESTAMP)"))
+        c.execute(sa.text("INSERT INTO ledger (key, kind, expert_id, amount_minor, currency, detail, created_at) "
+                          "VALUES (:key, 'capture', 7, 150, 'USD', '{}', CURRENT_TIMESTAMP)"), {"key": key})
+    for sql in ("UPDATE ledger SET amount_minor = 0", "DELETE FROM ledger"):
+        with pytest.raises(sa.exc.DatabaseError), db.engine.begin() as c:
+            c.execute(sa.text(sql))
 
 
 def check_amount_constraints():

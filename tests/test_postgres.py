@@ -15,7 +15,7 @@ from callme.extensions import db
 from callme.ledger import settle
 from callme.models import Call, LedgerEntry
 
-from .conftest import Clock, seed_expert
+from .conftest import Clock, connect_paypal, seed_expert
 
 pytestmark = pytest.mark.postgres
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -45,12 +45,13 @@ def pg_url():
 
 
 @pytest.fixture
-def pg_app(pg_url):
+def pg_app(pg_url, emulator):
     from flask_migrate import upgrade
 
     clock = Clock()
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
-    app = create_app({**config, "SQLALCHEMY_DATABASE_URI": pg_url, "CLOCK_MS": clock})
+    app = create_app({**config, "SQLALCHEMY_DATABASE_URI": pg_url, "CLOCK_MS": clock,
+                      "PAYPAL_BASE_URL": emulator.url})
     with app.app_context():
         upgrade()
         yield app, clock
@@ -58,13 +59,23 @@ def pg_app(pg_url):
         db.engine.dispose()
 
 
-def test_call_lifecycle_and_settlement_on_postgres(pg_app):
+def hold(app, emulator, expert):
+    from callme import payments
+
+    payment, _ = payments.create_order(expert, expert.cap_minutes * expert.price_minor, expert.currency, app.config)
+    emulator.approve(payment.order_id)
+    return payments.authorize_hold(expert, payment.order_id, expert.cap_minutes * expert.price_minor,
+                                   expert.currency, app.config)
+
+
+def test_call_lifecycle_and_settlement_on_postgres(pg_app, emulator):
     app, clock = pg_app
     assert db.engine.dialect.name == "postgresql"
     service = app.extensions["callme.calls"]
     expert = create_expert("pg@example.com", "password123", "pg", "Pg", 250, "EUR", 60, 30, ())
+    connect_paypal(expert, emulator, app.config)
     service.set_presence(expert.id, True)
-    call = service.create(expert, "instant", None)
+    call = service.create(expert, "instant", None, payment=hold(app, emulator, expert))
     # The partial unique index holds on PostgreSQL too: one open call per expert.
     with pytest.raises(CallError) as busy:
         service.create(expert, "instant", None)
@@ -78,18 +89,20 @@ def test_call_lifecycle_and_settlement_on_postgres(pg_app):
     service.hangup(call.id, "expert")
     call = db.session.get(Call, call.id)
     assert (call.state, call.billed_minutes, call.amount_minor, call.currency) == ("ended", 2, 500, "EUR")
-    assert settle(db.session, call) == []  # already settled: nothing twice
+    assert settle(db.session, call) is None  # already settled: nothing twice
     db.session.commit()
-    rows = db.session.scalars(db.select(LedgerEntry)).all()
-    assert [(r.kind, r.amount_minor, r.currency) for r in rows] == [("charge", 500, "EUR")]
+    rows = db.session.scalars(db.select(LedgerEntry).order_by(LedgerEntry.id)).all()
+    assert [(r.kind, r.amount_minor, r.currency) for r in rows] == [
+        ("hold", 7500, "EUR"), ("capture", 500, "EUR"), ("void", 7000, "EUR")]
+    assert db.session.get(Call, call.id).payment.state == "captured"
     # Ended, the expert can take the next call.
-    assert service.create(expert, "instant", None).state == "created"
+    assert service.create(expert, "instant", None, payment=hold(app, emulator, expert)).state == "created"
 
 
-def test_live_server_on_postgres(pg_url, live_factory):
-    from .test_live_signaling import connected_call, close_all
+def test_live_server_on_postgres(pg_url, live_factory, emulator):
+    from .test_live_signaling import close_all, connected_call
 
-    server = live_factory(env={"DATABASE_URL": pg_url})
+    server = live_factory(env={"DATABASE_URL": pg_url}, emulator=emulator)
     seed_expert(server, handle="pglive", price=150, free_seconds=2)
 
     async def scenario():

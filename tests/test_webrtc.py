@@ -11,7 +11,7 @@ import requests
 
 from callme import metering
 
-from .conftest import seed_expert, stored_call
+from .conftest import live_order, money_rows, paypal_app_of, seed_expert, start_emulator, stored_call
 from .live import loopback_only
 from .peers import Socket, login
 
@@ -28,8 +28,16 @@ def isolated():
 
 
 @pytest.fixture
-def server(isolated, live_factory):
-    server = live_factory()
+def paypal(isolated):
+    """A PayPal emulator inside the test's namespace, where the server can reach it."""
+    emulator = start_emulator()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def server(isolated, paypal, live_factory):
+    server = live_factory(emulator=paypal)
     seed_expert(server, price=150, free_seconds=2)
     return server
 
@@ -41,7 +49,9 @@ async def start_call(server):
     console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
     await console.send("presence", status="online")
     await console.wait("presence")
-    r = requests.post(server.url + "/api/v1/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"}})
+    order_id = live_order(server.url, server.emulator, "ray", 150)
+    r = requests.post(server.url + "/api/v1/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"},
+                                                          "payment": {"order_id": order_id}})
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["ice_servers"] == []
@@ -93,7 +103,7 @@ def test_real_call_is_billed_to_the_cent(server):
     assert abs(call.billed_ms - measured_ms) < 500, (call.billed_ms, measured_ms)
     expected = metering.bill(terms, 0, int(measured_ms))
     assert (call.billed_minutes, call.amount_minor) == (expected.minutes, expected.amount_minor) == (1, 150)
-    assert [(r.kind, r.amount_minor, r.currency) for r in rows] == [("charge", 150, "USD")]
+    assert money_rows(rows) == [("capture", 150, "USD")]
     assert ended["reason"] == "hangup" and ended["by"] == "visitor" and ended["amount"] == 150
 
 
@@ -109,7 +119,8 @@ def test_call_ended_inside_free_threshold_costs_nothing(server):
     ended = asyncio.run(scenario())
     assert ended["amount"] == 0 and ended["minutes"] == 0 and ended["by"] == "expert"
     call, rows = stored_call(server, ended["call_id"])
-    assert call.billed_ms < 2000 and call.amount_minor == 0 and rows == []
+    assert call.billed_ms < 2000 and call.amount_minor == 0 and money_rows(rows) == []
+    assert [r.kind for r in rows] == ["hold", "void"]  # the hold released in full
 
 
 def test_dropped_socket_reconnects_and_the_call_goes_on(server):
@@ -137,11 +148,11 @@ def test_dropped_socket_reconnects_and_the_call_goes_on(server):
     assert ended["reason"] == "hangup"
     call, rows = stored_call(server, ended["call_id"])
     assert abs(call.billed_ms - measured_ms) < 500
-    assert [(r.amount_minor) for r in rows] == [150]
+    assert [amount for _, amount, _ in money_rows(rows)] == [150]
 
 
-def test_killed_and_restarted_server_loses_no_billed_time(isolated, live_factory):
-    server = live_factory()
+def test_killed_and_restarted_server_loses_no_billed_time(isolated, paypal, live_factory):
+    server = live_factory(emulator=paypal)
     seed_expert(server, price=150, free_seconds=2)
 
     async def scenario():
@@ -150,7 +161,7 @@ def test_killed_and_restarted_server_loses_no_billed_time(isolated, live_factory
         await asyncio.sleep(1)
         server.kill()  # SIGKILL: no clean shutdown, nothing flushed on the way out
         await asyncio.sleep(0.5)
-        restarted = live_factory(port=server.port, seed=False)
+        restarted = live_factory(port=server.port, seed=False, emulator=paypal)
         assert restarted.port == server.port
         await asyncio.gather(visitor.join(), expert.join())
         await visitor.socket.wait("meter")
@@ -165,4 +176,7 @@ def test_killed_and_restarted_server_loses_no_billed_time(isolated, live_factory
     call, rows = stored_call(server, ended["call_id"])
     # Every second from "active" to the hang-up is billed, the time the server was down included.
     assert abs(call.billed_ms - measured_ms) < 700, (call.billed_ms, measured_ms)
-    assert [(r.amount_minor, r.key) for r in rows] == [(150, f"call:{ended['call_id']}:charge")]
+    assert money_rows(rows) == [("capture", 150, "USD")]
+    # Captured once, by the restarted server, and PayPal's books say the same.
+    captures = paypal.books(paypal_app_of(server, "ray"))["captures"]
+    assert [c["amount"]["value"] for c in captures] == ["1.50"]

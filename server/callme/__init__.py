@@ -32,10 +32,12 @@ def create_app(config=None):
     from .bus import InProcessBus
     from .calls import CallService
     from .clock import Clock
+    from .payments import Settler
     from .ratelimit import RateLimiter
 
     bus = InProcessBus()
     service = CallService(app, bus)
+    service.on_payment_due = Settler(app)
     app.extensions["callme.bus"] = bus
     app.extensions["callme.calls"] = service
     app.extensions["callme.limiter"] = RateLimiter()

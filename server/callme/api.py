@@ -1,17 +1,25 @@
 """The JSON API for the widget and the expert console: /api/v1."""
+import json
+import logging
+
 from flask import Blueprint, current_app, jsonify, request, session
 from marshmallow import ValidationError
 
+from . import payments
 from .calls import CallError
+from .currency import EXPONENTS, PAYPAL_CURRENCIES, PAYPAL_WHOLE_UNITS
 from .errors import ApiError
 from .extensions import db
 from .models import Call, Expert
 from .openapi import openapi_document
-from .schemas import CallCreatedSchema, CallStateSchema, CreateCallSchema, ExpertSchema, LoginSchema, StatusSchema
+from .paypal import PayPalError, approve_url, gateway_for
+from .schemas import (CallCreatedSchema, CallStateSchema, CreateCallSchema, CreateOrderSchema, ExpertSchema,
+                      LoginSchema, OrderCreatedSchema, StatusSchema)
 from .tokens import TokenError
 from .urls import current_expert, own_origin, ws_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 RECEIPT_MAX_AGE = 90 * 24 * 3600
 
@@ -97,8 +105,9 @@ def create_call():
     if status != "online":
         raise ApiError(409, f"expert_{status}", f"{expert.display_name} is {status}.", extra={"status": status})
     limit("RATE_LIMIT_RINGS", f"rings:{expert.id}")
+    payment = hold_for_call(expert, data["payment"]) if expert.price_minor > 0 else None
     try:
-        call = service().create(expert, data["kind"], data["origin"])
+        call = service().create(expert, data["kind"], data["origin"], payment=payment)
     except CallError as e:
         raise ApiError(409, e.code, e.message, extra={"status": "busy"}) from None
     body = CallCreatedSchema().dump({
@@ -106,6 +115,108 @@ def create_call():
         "ws_url": ws_url(call.id), "terms": terms(call),
     })
     return jsonify(body), 201
+
+
+def hold_for_call(expert, ref):
+    """The authorized PayPal hold a paid call needs, or 402/409 with nothing rung."""
+    if not expert.paypal_connected:
+        raise ApiError(409, "payments_not_set_up", f"{expert.display_name} has not connected PayPal yet, "
+                       "so paid calls are not possible right now.")
+    if not ref:
+        raise ApiError(402, "payment_required", "A paid call needs an approved PayPal hold: create one with "
+                       "POST /api/v1/payments/orders.")
+    need = expert.cap_minutes * expert.price_minor
+    try:
+        return payments.authorize_hold(expert, ref["order_id"], need, expert.currency, current_app.config)
+    except payments.PaymentRefused as e:
+        db.session.rollback()
+        raise ApiError(e.status, e.code, e.message) from None
+
+
+@bp.post("/payments/orders")
+def create_order():
+    """Create the PayPal order (intent AUTHORIZE) for a paid call: cap_minutes x price."""
+    data = load_json(CreateOrderSchema())
+    limit("RATE_LIMIT_CALLS", f"orders:{request.remote_addr}")
+    expert = expert_or_404(data["expert"])
+    for origin in (request.headers.get("Origin"), data["origin"]):
+        if origin and not origin_allowed(expert, origin):
+            raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
+    price = data["price"]
+    if (price["amount"], price["currency"]) != (expert.price_minor, expert.currency):
+        raise ApiError(409, "price_changed", "The price has changed since it was shown.",
+                       extra={"price": {"amount": expert.price_minor, "currency": expert.currency}})
+    if expert.price_minor == 0:
+        raise ApiError(409, "payment_not_needed", f"Calls with {expert.display_name} are free.")
+    own = own_origin()
+    return_url = data["return_url"] or f"{own}/paypal/return"
+    if not return_url.startswith(f"{own}/"):
+        raise ApiError(422, "invalid", "Some fields are not valid.",
+                       fields={"return_url": [f"Must be a page of {own}."]})
+    amount = expert.cap_minutes * expert.price_minor
+    try:
+        payment, order = payments.create_order(
+            expert, amount, expert.currency, current_app.config, return_url=return_url,
+            cancel_url=f"{own}/paypal/cancel",
+            description=f"Call with {expert.display_name}: up to {expert.cap_minutes} min, first "
+                        f"{expert.free_seconds} s free; only the minutes talked are charged")
+    except payments.PaymentRefused as e:
+        raise ApiError(e.status, e.code, e.message) from None
+    url = approve_url(order)
+    if not url:
+        raise ApiError(502, "paypal_bad_answer", "PayPal gave no approval link; nothing was charged.")
+    body = OrderCreatedSchema().dump({"order_id": payment.order_id, "approve_url": url,
+                                      "amount": {"amount": amount, "currency": expert.currency}})
+    return jsonify(body), 201
+
+
+@bp.get("/currencies")
+def currencies():
+    """The minor-unit exponents callme uses (ISO 4217), and what PayPal takes."""
+    response = jsonify({"exponents": EXPONENTS, "default_exponent": 2, "paypal": sorted(PAYPAL_CURRENCIES),
+                        "paypal_whole_units": sorted(PAYPAL_WHOLE_UNITS)})
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@bp.post("/paypal/webhooks/<handle>")
+def paypal_webhook(handle):
+    """A PayPal webhook event for one expert: verified with PayPal, applied once."""
+    expert = expert_or_404(handle)
+    raw = request.get_data(cache=False, as_text=False)
+    if len(raw) > 256 * 1024:
+        raise ApiError(413, "too_large", "The event is too large.")
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or \
+            not isinstance(event.get("event_type"), str) or not isinstance(event.get("resource"), dict) or \
+            not event["id"] or len(event["id"]) > 64 or len(event["event_type"]) > 64:
+        log.warning("malformed PayPal webhook for %s from %s", handle, request.remote_addr)
+        raise ApiError(400, "bad_event", "Not a PayPal webhook event.")
+    if not expert.paypal_connected or not expert.paypal_webhook_id:
+        log.warning("PayPal webhook %s for %s, who has no webhook id set", event["id"], handle)
+        raise ApiError(401, "webhook_unverified", "This expert has no PayPal webhook configured.")
+    try:
+        verified = gateway_for(expert, current_app.config).verify_webhook(
+            request.headers, event, expert.paypal_webhook_id)
+    except PayPalError as e:
+        log.warning("PayPal webhook %s for %s not verified: %s", event["id"], handle, e.message)
+        if e.transient:  # PayPal retries the delivery when we answer 5xx
+            raise ApiError(503, "paypal_unavailable", "PayPal could not verify the event now.") from None
+        raise ApiError(401, "webhook_unverified", "The event could not be verified with PayPal.") from None
+    if not verified:
+        log.warning("PayPal webhook %s (%s) for %s failed verification; refused", event["id"],
+                    event["event_type"], handle)
+        raise ApiError(401, "webhook_unverified", "PayPal did not confirm this event's signature.")
+    try:
+        outcome = payments.apply_event(expert, event)
+    except (payments.PaymentRefused, payments.IllegalTransition) as e:
+        db.session.rollback()
+        log.warning("PayPal webhook %s for %s not applied: %s", event["id"], handle, e)
+        raise ApiError(400, "bad_event", str(getattr(e, "message", e))) from None
+    return jsonify({"ok": True, "outcome": outcome})
 
 
 @bp.get("/calls/<call_id>")
@@ -129,8 +240,15 @@ def call_state(call_id):
         "call_id": call.id, "expert": call.expert.handle, "kind": call.kind, "state": call.state,
         "terms": terms(call), "end_reason": call.end_reason, "ended_by": call.ended_by,
         "duration_ms": call.billed_ms, "minutes": call.billed_minutes, "amount": call.amount_minor,
-        "currency": call.currency,
+        "currency": call.currency, "payment": payment_json(call.payment),
     }))
+
+
+def payment_json(payment):
+    if payment is None:
+        return None
+    return {"state": payment.state, "amount": payment.amount_minor, "captured": payment.captured_minor,
+            "capture_id": payment.capture_id, "currency": payment.currency}
 
 
 @bp.post("/session")

@@ -14,7 +14,7 @@ from . import metering, signaling
 from .extensions import db
 from .ice import ice_servers
 from .ledger import settle
-from .models import OPEN_STATES, Call
+from .models import OPEN_STATES, Call, Payment, new_call_id
 from .tokens import tokens_for
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class CallService:
         self._local = {}       # call_id -> {role: connection}
         self._warned = {}      # call_id -> {seconds before cap already warned}
         self._flushed_ms = 0
+        self._payments_ms = 0
+        # Called with a payment id once a call's payment is due (after the commit that ended
+        # it); the app wires it to payments.Settler. None: settled by the retry loop alone.
+        self.on_payment_due = None
 
     # ---- presence --------------------------------------------------------------------
 
@@ -88,16 +92,25 @@ class CallService:
 
     # ---- creation --------------------------------------------------------------------
 
-    def create(self, expert, kind, origin):
-        """Create a call on the expert's current terms; raise CallError when busy."""
+    def create(self, expert, kind, origin, payment=None):
+        """Create a call on the expert's current terms, bound to its authorized payment in the
+        same transaction; raise CallError when busy (or the payment was taken meanwhile)."""
         call = Call(
-            expert_id=expert.id, kind=kind, state="created", origin=origin,
+            id=new_call_id(), expert_id=expert.id, kind=kind, state="created", origin=origin,
             price_minor=expert.price_minor, currency=expert.currency,
             free_seconds=expert.free_seconds, cap_minutes=expert.cap_minutes,
             created_ms=self.clock(),
         )
         db.session.add(call)
         try:
+            db.session.flush()
+            if payment is not None:
+                bound = db.session.execute(
+                    sa.update(Payment).where(Payment.id == payment.id, Payment.call_id.is_(None),
+                                             Payment.state == "authorized").values(call_id=call.id))
+                if bound.rowcount != 1:
+                    db.session.rollback()
+                    raise CallError("payment_used", "This PayPal approval was already used for a call.")
             db.session.commit()
         except sa.exc.IntegrityError:
             db.session.rollback()
@@ -249,7 +262,8 @@ class CallService:
             db.session.rollback()
             return False
         db.session.expire(call)
-        settle(db.session, call)
+        due = settle(db.session, call)
+        due_id = due.id if due is not None else None
         db.session.commit()
         with self._lock:
             self._warned.pop(call.id, None)
@@ -264,6 +278,13 @@ class CallService:
         self.bus.publish(console, {"type": "presence", "status": self.status(call.expert_id)})
         log.info("call %s ended: %s by %s, %s ms, %s %s",
                  call.id, reason, by, bill.duration_ms, bill.amount_minor, bill.currency)
+        # PayPal is asked only now, after the commit and the frames: ending never waits on it.
+        if due_id is not None and self.on_payment_due is not None:
+            try:
+                self.on_payment_due(due_id)
+            except Exception:
+                db.session.rollback()
+                log.exception("settling the payment of call %s failed; the retry loop takes over", call.id)
         return True
 
     def ended_frame(self, call):
@@ -292,6 +313,16 @@ class CallService:
                 db.session.rollback()
                 log.exception("tick failed for call %s", call.id)
         self._push_meters(now, cfg)
+        if self.on_payment_due is not None and now - self._payments_ms >= cfg["PAYMENTS_RETRY_INTERVAL"] * 1000:
+            self._payments_ms = now
+            self.retry_payments()
+
+    def retry_payments(self):
+        """Captures and voids that failed before, when their backoff is over: in the background
+        (PayPal may be slow or down, the clock must not wait), inline in tests."""
+        retry = getattr(self.on_payment_due, "retry_due", None)
+        if retry is not None:
+            retry()
 
     def _due(self, now, cfg):
         """Open calls whose time-out, cap or silence deadline may have passed.

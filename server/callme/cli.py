@@ -20,6 +20,7 @@ CURRENCY_HELP = "ISO 4217 code, e.g. USD"
 
 def init_app(app):
     app.cli.add_command(expert_group)
+    app.cli.add_command(payments_group)
     app.cli.add_command(serve)
     app.cli.add_command(demo)
 
@@ -84,6 +85,65 @@ def create_expert_command(email, handle, name, price, currency, free_seconds, ca
     click.echo(f"Created expert {expert.handle} ({expert.email}).")
 
 
+@expert_group.command("paypal")
+@click.option("--handle", required=True)
+@click.option("--client-id", required=True, help="The client id of the expert's PayPal REST app.")
+@click.option("--secret", required=True, envvar="CALLME_PAYPAL_SECRET", help="Its secret (or CALLME_PAYPAL_SECRET).")
+@click.option("--mode", type=click.Choice(["sandbox", "live"]), default="sandbox", show_default=True)
+@click.option("--webhook-id", default=None, help="The id of the webhook that points at "
+              "/api/v1/paypal/webhooks/<handle>.")
+@click.option("--no-check", is_flag=True, help="Store without asking PayPal for a token first.")
+@with_appcontext
+def expert_paypal_command(handle, client_id, secret, mode, webhook_id, no_check):
+    """Connect an expert's own PayPal app (checked with PayPal; the secret stored encrypted)."""
+    from .payments import set_paypal_credentials
+    from .paypal import PayPalError
+
+    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
+    if expert is None:
+        raise click.UsageError(f"Expert {handle!r} does not exist.")
+    try:
+        set_paypal_credentials(expert, client_id, secret, mode, webhook_id, current_app.config, check=not no_check)
+    except PayPalError as e:
+        raise click.UsageError(e.message) from None
+    click.echo(f"Connected PayPal ({mode}) for {expert.handle}.")
+
+
+@click.group("payments")
+def payments_group():
+    """PayPal captures and voids."""
+
+
+@payments_group.command("retry")
+@click.option("--all", "everything", is_flag=True,
+              help="Every unsettled payment now, backoff or not (and holds that never became a call).")
+@with_appcontext
+def payments_retry_command(everything):
+    """Settle the payments whose capture or void failed before."""
+    from .payments import retry_due
+
+    results = retry_due(current_app.config, everything=everything)
+    for payment_id, state in results.items():
+        click.echo(f"payment {payment_id}: {state}")
+    click.echo(f"{len(results)} payment(s) tried.")
+
+
+@payments_group.command("list")
+@click.option("--handle", default=None)
+@with_appcontext
+def payments_list_command(handle):
+    """The payments that are not settled yet."""
+    from .models import Payment
+    from .payments import UNSETTLED
+
+    q = db.select(Payment).where(Payment.state.in_(UNSETTLED)).order_by(Payment.id)
+    if handle:
+        q = q.join(Expert).where(Expert.handle == handle.lower())
+    for p in db.session.scalars(q):
+        click.echo(f"{p.id}\t{p.expert.handle}\t{p.call_id}\t{p.state}\t{p.due_minor} {p.currency}\t"
+                   f"attempts={p.attempts}\t{p.last_error or ''}")
+
+
 def gunicorn_argv(bind, workers=1, extra=()):
     """The gunicorn command that serves callme: gevent workers, cheap idle sockets."""
     return [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
@@ -112,22 +172,40 @@ def serve(bind, workers):
 @click.command("demo")
 @click.option("--bind", default="127.0.0.1:5000", show_default=True)
 @click.option("--site-port", default=5001, show_default=True, help="Where the example expert site is served.")
+@click.option("--paypal-port", default=5002, show_default=True,
+              help="Where the PayPal emulator listens (unless PAYPAL_BASE_URL is set).")
 @with_appcontext
-def demo(bind, site_port):
-    """Serve callme with a demo expert, and the example expert site on a second origin."""
+def demo(bind, site_port, paypal_port):
+    """Serve callme with a demo expert, the example expert site on a second origin, and a
+    PayPal emulator standing in for PayPal (ray's PayPal app lives there)."""
     from flask_migrate import upgrade
 
     upgrade()
     host, _, port = bind.rpartition(":")
     site_origins = [f"http://127.0.0.1:{site_port}", f"http://localhost:{site_port}"]
-    if not db.session.scalar(db.select(Expert).filter_by(handle="ray")):
-        create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
+    ray = db.session.scalar(db.select(Expert).filter_by(handle="ray"))
+    if not ray:
+        ray = create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
+    emulator = None
+    if not current_app.config.get("PAYPAL_BASE_URL"):
+        from .payments import set_paypal_credentials
+        from .paypal_emulator import PayPalEmulator
+
+        emulator = PayPalEmulator().start(host="127.0.0.1", port=paypal_port)
+        current_app.config["PAYPAL_BASE_URL"] = emulator.url
+        # The emulator forgets everything when it stops: give ray's app back to it each time.
+        emulator.add_app("demo-ray", "demo-ray-secret", merchant_name="Ray Demo")
+        emulator.add_webhook("demo-ray", "WH-DEMO-RAY")
+        if ray.paypal_client_id != "demo-ray":
+            set_paypal_credentials(ray, "demo-ray", "demo-ray-secret", "sandbox", "WH-DEMO-RAY",
+                                   current_app.config)
     base = f"http://{host}:{port}"
     site = os.path.join(current_app.config["ASSETS_DIR"], "examples", "expert-site")
     handler = functools.partial(_QuietHandler, directory=site)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env = {**os.environ, "CALLME_INSTANCE": current_app.instance_path, "SECRET_KEY": current_app.config["SECRET_KEY"]}
+    env = {**os.environ, "CALLME_INSTANCE": current_app.instance_path, "SECRET_KEY": current_app.config["SECRET_KEY"],
+           "PAYPAL_BASE_URL": current_app.config["PAYPAL_BASE_URL"]}
     server = subprocess.Popen(gunicorn_argv(bind), env=env)
     click.echo(f"""
 callme is running.
@@ -136,6 +214,7 @@ callme is running.
   As the expert, log in and go online:          {base}/login   (ray@example.com / demo-password)
   Public status (JSON):                         {base}/api/v1/experts/ray/status
   API description:                              {base}/api/v1/openapi.json
+  PayPal (emulated unless PAYPAL_BASE_URL):     {current_app.config["PAYPAL_BASE_URL"]}
 Press Ctrl-C to stop.
 """)
     try:
@@ -145,6 +224,8 @@ Press Ctrl-C to stop.
         server.wait(10)
     finally:
         httpd.shutdown()
+        if emulator is not None:
+            emulator.stop()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -70,6 +70,26 @@ class Config:
     # permessage-deflate costs ~100 KB per socket (see shared/TESTING.md); frames are tiny.
     WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
 
+    # PayPal. Each expert connects their own REST app; these settings are the operator's.
+    # PAYPAL_BASE_URL replaces PayPal's API address (the emulator in tests and the demo).
+    PAYPAL_BASE_URL = _env("PAYPAL_BASE_URL")
+    # A Fernet key (Fernet.generate_key()) for the experts' PayPal secrets at rest; when unset,
+    # one is derived from SECRET_KEY (HKDF-SHA256), so changing SECRET_KEY then needs the old
+    # one in SECRET_KEY_FALLBACKS. Old Fernet keys go in PAYPAL_ENCRYPTION_KEY_FALLBACKS.
+    PAYPAL_ENCRYPTION_KEY = _env("PAYPAL_ENCRYPTION_KEY")
+    PAYPAL_ENCRYPTION_KEY_FALLBACKS = _list("PAYPAL_ENCRYPTION_KEY_FALLBACKS")
+    PAYPAL_TIMEOUT = _int("PAYPAL_TIMEOUT", 15)
+    # Captures and voids that failed are retried by the clock every PAYMENTS_RETRY_INTERVAL
+    # seconds, each after a backoff of RETRY_BASE * 2^(attempts-1) up to RETRY_MAX, at most
+    # MAX_ATTEMPTS times (then `callme payments retry --all`). Holds that never became a call
+    # are voided after PAYMENTS_ORPHAN_HOLD seconds.
+    PAYMENTS_RETRY_INTERVAL = _int("PAYMENTS_RETRY_INTERVAL", 30)
+    PAYMENTS_RETRY_BASE = _int("PAYMENTS_RETRY_BASE", 10)
+    PAYMENTS_RETRY_MAX = _int("PAYMENTS_RETRY_MAX", 3600)
+    PAYMENTS_MAX_ATTEMPTS = _int("PAYMENTS_MAX_ATTEMPTS", 12)
+    PAYMENTS_ORPHAN_HOLD = _int("PAYMENTS_ORPHAN_HOLD", 3600)
+    PAYMENTS_SETTLE_ASYNC = True
+
     # Where embed/ and widget/ live (the repository root by default).
     ASSETS_DIR = _env("CALLME_ASSETS", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
@@ -87,3 +107,4 @@ class TestConfig(Config):
     RATE_LIMIT_RINGS = "1000/60"
     RATE_LIMIT_LOGIN = "1000/60"
     START_CLOCK = False
+    PAYMENTS_SETTLE_ASYNC = False

@@ -1,42 +1,79 @@
-"""Settlement: the one place where a finished call turns into ledger rows.
+"""Settlement: the one place where a finished call turns into money owed, and the sums
+derived from the append-only ledger.
 
-The payment issue extends ``settle``; its contract stays: it runs inside the caller's
-transaction, writes rows with stable keys, and running it twice changes nothing.
+``settle`` runs inside the transaction that ends the call: it marks the call settled
+(once, compare-and-set) and marks its PayPal hold due, ``capture_pending`` with the
+metered amount or ``void_pending`` when nothing is owed. It never calls PayPal: the
+capture or void happens after the commit (``payments.settle_payment``), and the ledger
+gets its ``capture`` (or ``void``) row when PayPal has answered. For a paid call the
+capture *is* the movement of money; no separate ``charge`` row is written any more
+(rows of that kind from before payments existed still count as earnings).
 """
+import logging
+
 import sqlalchemy as sa
 
+from . import payments
 from .extensions import db
 from .models import Call, LedgerEntry, utcnow
 
+log = logging.getLogger(__name__)
+
+EARNED = ("capture", "charge")
+GIVEN_BACK = ("refund", "reversal")
+
 
 def settle(session, call):
-    """Write the ledger rows for an ended call, once. Return the rows written now."""
+    """Mark an ended call settled, once, and its payment due. Return that payment or None."""
     if call.state != "ended":
         raise ValueError(f"call {call.id} is not ended")
     if call.settled_at is not None:
-        return []
-    # Compare-and-set first: of two settlers only the winner writes rows.
+        return None
+    # Compare-and-set first: of two settlers only the winner goes on.
     done = session.execute(
         sa.update(Call).where(Call.id == call.id, Call.settled_at.is_(None)).values(settled_at=utcnow())
     )
     if done.rowcount != 1:
-        return []
-    rows = []
-    if call.amount_minor:
-        rows.append(LedgerEntry(
-            key=f"call:{call.id}:charge", kind="charge", expert_id=call.expert_id, call_id=call.id,
-            amount_minor=call.amount_minor, currency=call.currency,
-            detail={"minutes": call.billed_minutes, "price": call.price_minor, "duration_ms": call.billed_ms},
-        ))
-    session.add_all(rows)
+        return None
+    payment = payments.mark_due(session, call)
+    if payment is None and call.amount_minor:
+        # Only a call made around the API (a script, an old row) can get here: POST /calls
+        # does not create a paid call without a hold.
+        log.error("call %s owes %s %s but has no PayPal hold; nothing can be captured",
+                  call.id, call.amount_minor, call.currency)
     session.flush()
-    return rows
+    return payment
 
 
-def balance(expert_id, currency=None):
-    """Total charged to an expert's benefit, per currency, derived from the ledger."""
-    q = db.session.query(LedgerEntry.currency, sa.func.sum(LedgerEntry.amount_minor)).filter(
-        LedgerEntry.expert_id == expert_id, LedgerEntry.kind == "charge")
+def rows_of_call(call_id):
+    """A call's ledger rows, oldest first: its payment's too (the hold predates the call)."""
+    from .models import Payment
+
+    paid_by = sa.select(Payment.id).where(Payment.call_id == call_id).scalar_subquery()
+    return db.session.scalars(sa.select(LedgerEntry).where(
+        (LedgerEntry.call_id == call_id) | (LedgerEntry.payment_id == paid_by)).order_by(LedgerEntry.id)).all()
+
+
+def earnings(expert_id, currency=None):
+    """What an expert earned, per currency: captures - refunds - reversals. No commission."""
+    sign = sa.case((LedgerEntry.kind.in_(GIVEN_BACK), -LedgerEntry.amount_minor), else_=LedgerEntry.amount_minor)
+    q = db.session.query(LedgerEntry.currency, sa.func.sum(sign)).filter(
+        LedgerEntry.expert_id == expert_id, LedgerEntry.kind.in_(EARNED + GIVEN_BACK))
     if currency:
         q = q.filter(LedgerEntry.currency == currency)
+    return {cur: int(total) for cur, total in q.group_by(LedgerEntry.currency)}
+
+
+balance = earnings
+
+
+def holds_open(expert_id):
+    """Holds not yet captured or released, per currency (0 once everything is settled)."""
+    from .models import Payment
+
+    sign = sa.case((LedgerEntry.kind == "hold", LedgerEntry.amount_minor), else_=-LedgerEntry.amount_minor)
+    q = db.session.query(LedgerEntry.currency, sa.func.sum(sign)).join(
+        Payment, Payment.id == LedgerEntry.payment_id).filter(
+        LedgerEntry.expert_id == expert_id, LedgerEntry.kind.in_(("hold", "capture", "void")),
+        Payment.intent == "AUTHORIZE")
     return {cur: int(total) for cur, total in q.group_by(LedgerEntry.currency)}

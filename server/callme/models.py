@@ -59,7 +59,20 @@ class Expert(db.Model):
     allowed_origins: Mapped[list] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
+    # The expert's own PayPal REST app; the secret only ever encrypted (see paypal.py).
+    paypal_client_id: Mapped[str | None] = mapped_column(sa.String(128))
+    paypal_secret_enc: Mapped[str | None] = mapped_column(sa.Text)
+    paypal_mode: Mapped[str | None] = mapped_column(sa.String(8))
+    paypal_webhook_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Bumped on every change of the credentials: cached SDK clients of older ones are dropped.
+    paypal_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    paypal_connected_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
     calls = relationship("Call", back_populates="expert", lazy="dynamic")
+
+    @property
+    def paypal_connected(self):
+        return bool(self.paypal_client_id and self.paypal_secret_enc)
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)
@@ -115,6 +128,7 @@ class Call(db.Model):
     settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
 
     expert = relationship("Expert", back_populates="calls")
+    payment = relationship("Payment", back_populates="call", uselist=False)
 
     @property
     def is_open(self):
@@ -124,8 +138,19 @@ class Call(db.Model):
         return f"<Call {self.id} {self.state}>"
 
 
+LEDGER_KINDS = ("hold", "capture", "void", "refund", "reversal", "charge")
+
+
 class LedgerEntry(db.Model):
-    """One movement of money. Rows are only ever inserted."""
+    """One movement of money. Rows are only ever inserted.
+
+    ``hold``: a visitor's PayPal authorization (nobody's money yet). ``capture``: money
+    taken, to the expert's own PayPal; for a paid call this is the movement, there is no
+    separate charge. ``void``: the part of a hold released (the whole hold when voided, the
+    rest of it after a final capture). ``refund``, ``reversal``: money given back. ``charge``
+    is what the call core wrote before payments existed; old rows keep it.
+    Earnings = captures - refunds - reversals. No commission is ever taken.
+    """
 
     __tablename__ = "ledger"
     __table_args__ = (
@@ -139,10 +164,84 @@ class LedgerEntry(db.Model):
     kind: Mapped[str] = mapped_column(sa.String(32))
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id"), index=True)
     call_id: Mapped[str | None] = mapped_column(sa.ForeignKey("calls.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id", name="fk_ledger_payment_id"),
+                                                   index=True)
     amount_minor: Mapped[int] = mapped_column(sa.Integer)
     currency: Mapped[str] = mapped_column(sa.String(3))
     detail: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+PAYMENT_INTENTS = ("AUTHORIZE", "CAPTURE")
+PAYMENT_STATES = (
+    "created",            # an order at PayPal, waiting for the payer's approval
+    "authorized",         # approved and authorized: a hold on the visitor's PayPal
+    "capture_pending",    # the call ended with an amount due; the capture is (re)tried
+    "capture_failed",     # PayPal refused the capture; retried with backoff, shown to the expert
+    "void_pending",       # the call ended free; the hold is being voided
+    "captured",           # money taken (a call's metered amount, or a prepaid order)
+    "voided",             # the hold released, nothing taken
+    "partially_refunded", "refunded",
+    "reversed",           # the payer disputed and PayPal took the money back
+    "denied",             # PayPal denied the capture after accepting it
+)
+
+
+class Payment(db.Model):
+    """One PayPal order and what became of it; see ``payments.TRANSITIONS``."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.CheckConstraint("amount_minor > 0", name="ck_payments_amount_minor"),
+        sa.CheckConstraint("due_minor IS NULL OR due_minor >= 0", name="ck_payments_due_minor"),
+        sa.CheckConstraint("captured_minor IS NULL OR (captured_minor > 0 AND captured_minor <= amount_minor)",
+                           name="ck_payments_captured_minor"),
+        sa.CheckConstraint("length(currency) = 3", name="ck_payments_currency"),
+        sa.CheckConstraint(f"state IN {PAYMENT_STATES!r}", name="ck_payments_state"),
+        sa.CheckConstraint(f"intent IN {PAYMENT_INTENTS!r}", name="ck_payments_intent"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(sa.ForeignKey("calls.id"), unique=True)
+    intent: Mapped[str] = mapped_column(sa.String(16))
+    state: Mapped[str] = mapped_column(sa.String(24), default="created", index=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_minor: Mapped[int] = mapped_column(sa.Integer)           # ordered, and authorized
+    due_minor: Mapped[int | None] = mapped_column(sa.Integer)       # to capture when the call ended
+    captured_minor: Mapped[int | None] = mapped_column(sa.Integer)
+    paypal_client_id: Mapped[str] = mapped_column(sa.String(128))  # the app the order was made with
+    order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    authorization_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    capture_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_ms: Mapped[int | None] = mapped_column(sa.BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(sa.String(255))
+    # PayPal's answers, as they came: {"order": {...}, "authorize": {...}, "capture": {...}, ...}.
+    raw: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, onupdate=utcnow)
+
+    expert = relationship("Expert")
+    call = relationship("Call", back_populates="payment")
+
+    def __repr__(self):
+        return f"<Payment {self.id} {self.order_id} {self.state}>"
+
+
+class PayPalEvent(db.Model):
+    """A webhook event applied once (its PayPal event id is unique)."""
+
+    __tablename__ = "paypal_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id"), index=True)
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class AppendOnlyError(RuntimeError):

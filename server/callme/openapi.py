@@ -9,8 +9,11 @@ from . import schemas
 ERRORS = {
     "400": "The body is not JSON.", "401": "A token or login is missing or wrong.",
     "403": "Origin not allowed or token of another call.", "404": "No such expert or call.",
-    "409": "Expert offline or busy, or the price shown is stale.", "422": "A field is not valid.",
-    "429": "Too many attempts.",
+    "402": "A paid call without a valid PayPal hold: payment_required, payment_not_approved, "
+           "payment_insufficient, payment_expired, payment_invalid, payment_used, payment_declined.",
+    "409": "Expert offline or busy, the price shown is stale, or PayPal not set up (payments_not_set_up).",
+    "422": "A field is not valid.", "429": "Too many attempts.",
+    "502": "The expert's PayPal connection failed.", "503": "PayPal could not be reached; nothing was charged.",
 }
 
 
@@ -24,7 +27,8 @@ def _responses(ok_code, ok_schema, *errors):
 @lru_cache(maxsize=1)
 def openapi_document():
     spec = APISpec(title="callme", version="1.0.0", openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
-    for name in ("Price", "CreateCall", "CallCreated", "CallState", "Status", "Login", "Expert", "Error"):
+    for name in ("Price", "CreateCall", "CallCreated", "CallState", "Status", "Login", "Expert", "Error",
+                 "CreateOrder", "OrderCreated"):
         spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     json_body = lambda name: {"required": True, "content": {"application/json": {"schema": name}}}  # noqa: E731
     spec.path("/api/v1/experts/{handle}/status", operations={"get": {
@@ -34,7 +38,22 @@ def openapi_document():
     spec.path("/api/v1/calls", operations={"post": {
         "summary": "Create a call; returns the visitor's token, WebSocket URL and ICE servers.",
         "requestBody": json_body("CreateCall"),
-        "responses": _responses("201", "CallCreated", "400", "403", "404", "409", "422", "429")}})
+        "responses": _responses("201", "CallCreated", "400", "402", "403", "404", "409", "422", "429", "502",
+                                "503")}})
+    spec.path("/api/v1/payments/orders", operations={"post": {
+        "summary": "Create the PayPal order (intent AUTHORIZE) holding cap_minutes x price on the expert's own "
+                   "PayPal; the visitor approves it at approve_url, then POST /calls with payment.order_id.",
+        "requestBody": json_body("CreateOrder"),
+        "responses": _responses("201", "OrderCreated", "400", "403", "404", "409", "422", "429", "502", "503")}})
+    spec.path("/api/v1/paypal/webhooks/{handle}", operations={"post": {
+        "summary": "PayPal webhook events for one expert (refunds, reversals, denials), verified with PayPal.",
+        "parameters": [{"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Applied, or already applied"},
+                      "400": {"description": "Not a webhook event"},
+                      "401": {"description": "Not verified by PayPal; nothing changed"}}}})
+    spec.path("/api/v1/currencies", operations={"get": {
+        "summary": "Minor-unit exponents (ISO 4217) and the currencies PayPal takes.",
+        "responses": {"200": {"description": "OK"}}}})
     spec.path("/api/v1/calls/{call_id}", operations={"get": {
         "summary": "A call's state and result (Bearer call token, or ?receipt=).",
         "parameters": [{"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}},

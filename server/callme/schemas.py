@@ -13,6 +13,15 @@ class PriceSchema(Schema):
     currency = fields.String(required=True, validate=CURRENCY)
 
 
+ORDER_ID = validate.Regexp(r"^[A-Za-z0-9-]{1,64}$", error="Not a PayPal order id.")
+
+
+class PaymentRefSchema(Schema):
+    order_id = fields.String(required=True, validate=ORDER_ID,
+                             metadata={"description": "The PayPal order from POST /payments/orders, approved "
+                                                      "by the visitor."})
+
+
 class CreateCallSchema(Schema):
     expert = fields.String(required=True, validate=validate.Regexp(HANDLE_RE, error="Not an expert handle."))
     kind = fields.String(load_default="instant", validate=validate.OneOf(CALL_KINDS))
@@ -20,6 +29,39 @@ class CreateCallSchema(Schema):
                           metadata={"description": "The price the visitor was shown; it must still be current."})
     origin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255),
                            metadata={"description": "Origin of the page that embeds the button."})
+    payment = fields.Nested(PaymentRefSchema, load_default=None, allow_none=True,
+                            metadata={"description": "Required when the price is above 0: the approved PayPal "
+                                                     "hold for cap_minutes x price."})
+
+
+class CreateOrderSchema(Schema):
+    expert = fields.String(required=True, validate=validate.Regexp(HANDLE_RE, error="Not an expert handle."))
+    price = fields.Nested(PriceSchema, required=True,
+                          metadata={"description": "The price the visitor was shown; it must still be current."})
+    origin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255),
+                           metadata={"description": "Origin of the page that embeds the button."})
+    return_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=512),
+                               metadata={"description": "Where PayPal sends the payer back: a page of callme's own "
+                                                        "origin (default /paypal/return)."})
+
+
+class MoneySchema(Schema):
+    amount = fields.Integer(metadata={"description": "Minor units (cents)."})
+    currency = fields.String()
+
+
+class OrderCreatedSchema(Schema):
+    order_id = fields.String()
+    approve_url = fields.String(metadata={"description": "Open in a popup: the payer approves the hold there."})
+    amount = fields.Nested(MoneySchema, metadata={"description": "The hold: cap_minutes x price."})
+
+
+class PaymentStateSchema(Schema):
+    state = fields.String()
+    amount = fields.Integer(metadata={"description": "The hold (or the prepaid amount), minor units."})
+    captured = fields.Integer(allow_none=True)
+    capture_id = fields.String(allow_none=True)
+    currency = fields.String()
 
 
 class IceServerSchema(Schema):
@@ -57,6 +99,7 @@ class CallStateSchema(Schema):
     minutes = fields.Integer(allow_none=True)
     amount = fields.Integer(allow_none=True)
     currency = fields.String()
+    payment = fields.Nested(PaymentStateSchema, allow_none=True)
 
 
 class StatusSchema(Schema):

@@ -1,0 +1,150 @@
+"""A paid call end to end: the visitor's PayPal hold, a real call between two aiortc peers
+through a live gunicorn server, the capture of exactly the metered amount at PayPal (the
+emulator, through the real SDK), and the emulator's books and callme's ledger agreeing to
+the cent. Loopback only: the server, the emulator and the peers share a namespace holding
+nothing but ``lo``."""
+import asyncio
+import time
+
+import pytest
+import requests
+
+from callme import metering
+from callme.currency import from_paypal_value
+
+from .conftest import money_rows, paypal_app_of, seed_expert, start_emulator, stored_call, stored_payment
+from .peers import Socket, login
+
+pytestmark = [pytest.mark.webrtc, pytest.mark.live]
+
+
+@pytest.fixture
+def isolated():
+    from .live import loopback_only
+
+    try:
+        with loopback_only():
+            yield
+    except OSError as e:
+        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
+
+
+@pytest.fixture
+def paypal(isolated):
+    emulator = start_emulator()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def server(isolated, paypal, live_factory):
+    server = live_factory(emulator=paypal)
+    seed_expert(server, handle="ray", price=150, free_seconds=2, cap_minutes=30)
+    return server
+
+
+def hold(server, paypal):
+    """What the widget does before calling: the order, the payer's approval in the popup."""
+    r = requests.post(server.url + "/api/v1/payments/orders", timeout=10,
+                      json={"expert": "ray", "price": {"amount": 150, "currency": "USD"}})
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["amount"] == {"amount": 4500, "currency": "USD"}  # 30 minutes x 1.50
+    # The approval link is PayPal's page (the emulator's here), for this very order.
+    page = requests.get(order["approve_url"], timeout=10)
+    assert page.status_code == 200 and order["order_id"] in page.text
+    paypal.approve(order["order_id"])
+    return order["order_id"]
+
+
+async def paid_call(server, order_id):
+    from .rtc import Participant
+
+    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
+    await console.send("presence", status="online")
+    await console.wait("presence")
+    body = {"expert": "ray", "price": {"amount": 150, "currency": "USD"}}
+    r = requests.post(server.url + "/api/v1/calls", json=body, timeout=10)
+    assert r.status_code == 402 and r.json()["error"] == "payment_required"
+    assert not console.of("ring")  # no hold, no ring
+    r = requests.post(server.url + "/api/v1/calls", json={**body, "payment": {"order_id": order_id}}, timeout=10)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    visitor = Participant("visitor", created["ws_url"], created["token"], created["ice_servers"])
+    await visitor.join()
+    ring = await console.wait("ring")
+    await console.send("accept", call_id=ring["call_id"])
+    accepted = await console.wait("accepted")
+    expert = Participant("expert", accepted["ws_url"], accepted["token"], accepted["ice_servers"])
+    await expert.join()
+    await asyncio.wait_for(asyncio.gather(visitor.connected.wait(), expert.connected.wait()), 15)
+    await visitor.socket.wait("active")
+    return console, visitor, expert, created
+
+
+def books_in_minor(paypal, client_id):
+    books = paypal.books(client_id)
+    captured = sum(from_paypal_value(c["amount"]["value"], "USD") for c in books["captures"])
+    return books, captured
+
+
+def test_paid_call_captures_exactly_the_metered_amount(server, paypal):
+    order_id = hold(server, paypal)
+
+    async def scenario():
+        console, visitor, expert, created = await paid_call(server, order_id)
+        t_active = time.monotonic()
+        await visitor.wait_for_packets(0)
+        await expert.wait_for_packets(0)
+        await asyncio.sleep(3.2 - (time.monotonic() - t_active))  # past the 2 s free threshold
+        await visitor.socket.send("hangup")
+        measured_ms = (time.monotonic() - t_active) * 1000
+        ended = await visitor.socket.wait("ended")
+        for p in (visitor, expert):
+            await p.close()
+        await console.close()
+        return measured_ms, ended
+
+    measured_ms, ended = asyncio.run(scenario())
+    call, rows = stored_call(server, ended["call_id"])
+    expected = metering.bill(metering.Terms(150, "USD", 2, 30), 0, int(measured_ms))
+    assert (call.billed_minutes, call.amount_minor) == (expected.minutes, expected.amount_minor) == (1, 150)
+    assert ended["amount"] == 150
+    payment = stored_payment(server, ended["call_id"])
+    assert payment.state == "captured" and payment.captured_minor == 150
+    assert [(r.kind, r.amount_minor) for r in rows] == [("hold", 4500), ("capture", 150), ("void", 4350)]
+    # PayPal's books: one capture of exactly 1.50, final, against this call's authorization.
+    books, captured = books_in_minor(paypal, paypal_app_of(server, "ray"))
+    assert captured == 150 == sum(amount for _, amount, _ in money_rows(rows))
+    assert [c["id"] for c in books["captures"]] == [payment.capture_id]
+    auth = next(a for a in books["authorizations"] if a["id"] == payment.authorization_id)
+    assert auth["status"] == "CAPTURED"
+    # The receipt says the same.
+    r = requests.get(f"{server.url}/api/v1/calls/{ended['call_id']}", params={"receipt": ended["receipt"]},
+                     timeout=10)
+    assert r.json()["amount"] == 150
+    assert r.json()["payment"] == {"state": "captured", "amount": 4500, "captured": 150,
+                                   "capture_id": payment.capture_id, "currency": "USD"}
+
+
+def test_paid_call_inside_the_free_threshold_voids_the_hold(server, paypal):
+    order_id = hold(server, paypal)
+
+    async def scenario():
+        console, visitor, expert, created = await paid_call(server, order_id)
+        await expert.wait_for_packets(0)
+        await expert.socket.send("hangup")
+        ended = await visitor.socket.wait("ended")
+        for p in (visitor, expert):
+            await p.close()
+        await console.close()
+        return ended
+
+    ended = asyncio.run(scenario())
+    assert ended["amount"] == 0
+    call, rows = stored_call(server, ended["call_id"])
+    assert [(r.kind, r.amount_minor) for r in rows] == [("hold", 4500), ("void", 4500)]
+    payment = stored_payment(server, ended["call_id"])
+    books, captured = books_in_minor(paypal, paypal_app_of(server, "ray"))
+    assert captured == 0 and books["captures"] == []
+    assert next(a for a in books["authorizations"] if a["id"] == payment.authorization_id)["status"] == "VOIDED"
