@@ -243,6 +243,9 @@ def test_cli_password_from_the_environment(runner):
     ({"--free-seconds": "-5"}, "free"),
     ({"--cap-minutes": "0"}, "cap"),
     ({"--price": "20000000"}, "price"),
+    ({"--handle": "dashboard"}, "is taken by a callme page"),
+    ({"--handle": "Receipts"}, "is taken by a callme page"),
+    ({"--handle": "api"}, "is taken by a callme page"),
 ])
 def test_cli_refuses_bad_values(runner, overrides, message):
     result = runner.invoke(args=create_args(**overrides))

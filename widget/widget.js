@@ -209,7 +209,7 @@ function renderEnded(state) {
   const receipt = $("receipt");
   receipt.hidden = !ended.receipt;
   if (ended.receipt) {
-    receipt.href = `/api/v1/calls/${encodeURIComponent(ended.call_id)}?receipt=${encodeURIComponent(ended.receipt)}`;
+    receipt.href = `/receipts/${encodeURIComponent(ended.call_id)}?t=${encodeURIComponent(ended.receipt)}`;
   }
   const note = ended.provisional ? "We lost the connection to callme; the final amount will be on your receipt." : "";
   setText($("ended-note"), note);

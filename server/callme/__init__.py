@@ -28,7 +28,7 @@ def create_app(config=None):
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import api, cli, errors, pages, sockets
+    from . import api, cli, dashboard, errors, pages, sockets
     from .bus import InProcessBus
     from .calls import CallService
     from .clock import Clock
@@ -45,6 +45,7 @@ def create_app(config=None):
 
     app.register_blueprint(api.bp)
     app.register_blueprint(sockets.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
     cli.init_app(app)

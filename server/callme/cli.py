@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from .extensions import db
-from .models import HANDLE_RE, Expert
+from .models import HANDLE_RE, RESERVED_HANDLES, Expert
 from .schemas import MAX_PRICE
 
 CURRENCY_HELP = "ISO 4217 code, e.g. USD"
@@ -36,6 +36,8 @@ def create_expert(email, password, handle, name, price, currency="USD", free_sec
     handle = handle.lower()
     if not HANDLE_RE.match(handle):
         raise ValueError("The handle takes 1-32 lowercase letters, digits and inner dashes.")
+    if handle in RESERVED_HANDLES:
+        raise ValueError(f"The handle {handle!r} is taken by a callme page; choose another.")
     if "@" not in email:
         raise ValueError("The email address is not valid.")
     if not re.fullmatch(r"[A-Za-z]{3}", currency):

@@ -11,6 +11,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 
 HANDLE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# First path segments callme serves itself: an expert's page /<handle> must never shadow them.
+RESERVED_HANDLES = frozenset(
+    "api ws w widget embed login logout console dashboard receipts paypal healthz static admin "
+    "book bookings appointments help about terms privacy".split())
 
 OPEN_STATES = ("created", "ringing", "accepted", "active")
 CALL_STATES = OPEN_STATES + ("ended",)
