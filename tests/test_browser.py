@@ -6,12 +6,13 @@ holds. Loopback only; screenshots go to tests/artifacts/ (and docs/ when DOCS_SH
 import os
 import re
 import shutil
+import time
 
 import pytest
 import requests
 
 from .browser import HostSite, have_chromium, launch
-from .conftest import seed_expert, stored_call
+from .conftest import money_rows, paypal_app_of, seed_expert, start_emulator, stored_call, stored_payment
 from .live import loopback_only
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.live]
@@ -76,10 +77,18 @@ def stranger(isolated, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(isolated, site, tmp_path_factory):
+def paypal(isolated):
+    """The PayPal emulator, inside the namespace with the server and the browsers."""
+    emulator = start_emulator()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def server(isolated, site, paypal, tmp_path_factory):
     from .conftest import _live_factory
 
-    start, servers = _live_factory(tmp_path_factory.mktemp("browser-live"))
+    start, servers = _live_factory(tmp_path_factory.mktemp("browser-live"), paypal)
     server = start()
     yield server
     for s in servers:
@@ -119,6 +128,31 @@ def console(browser, server, handle, online=True):
         page.click("#presence-toggle")
         page.wait_for_selector("#presence[data-status=online]")
     return page
+
+
+def start_call(page, frame, pay="approve"):
+    """Press Call. A paid call opens the PayPal window (the emulator's approval page, standing in
+    for PayPal's); the visitor approves or cancels there, and the window closes itself."""
+    with page.context.expect_page() as opened:
+        frame.click("#start-call")
+    popup = opened.value
+    popup.wait_for_selector("#approve")
+    state(frame, "paying")
+    if pay == "look":
+        return popup
+    with popup.expect_event("close"):
+        popup.click("#approve" if pay == "approve" else "#cancel")
+    return popup
+
+
+def wait_settled(server, call_id, timeout=15):
+    """The payment of an ended call once PayPal answered (settlement runs just after the end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        payment = stored_payment(server, call_id)
+        if payment.state not in ("authorized", "capture_pending", "void_pending") or time.monotonic() > deadline:
+            return payment
+        time.sleep(0.1)
 
 
 def visitor(browser, site, server, handle, width=900):
@@ -180,7 +214,14 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     frame.wait_for_timeout(500)  # let the camera preview paint
     shot(page, "precall")
 
-    frame.click("#start-call")
+    popup = start_call(page, frame, pay="look")
+    assert "Pay 90.00 USD to" in popup.inner_text("#summary")  # the hold: 60 min cap x $1.50
+    shot(popup, "paypal")
+    assert "$90.00" in frame.inner_text("#paying-hold")
+    shot(page, "paying")
+    assert expert_page.locator("#incoming").is_hidden()  # nobody rings before PayPal approved
+    with popup.expect_event("close"):
+        popup.click("#approve")
     state(frame, "ringing")
     expert_page.wait_for_selector("#incoming", state="visible")
     shot(expert_page, "console-ringing")
@@ -204,14 +245,37 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     call_id = frame.evaluate("() => window.callme.call_id")
     call, rows = stored_call(server, call_id)
     assert call.end_reason == "hangup" and call.ended_by == "visitor"
-    assert [(r.amount_minor, r.currency) for r in rows] == [(call.amount_minor, "USD")] == [(150, "USD")]
+    assert [(a, c) for _, a, c in money_rows(rows)] == [(call.amount_minor, "USD")] == [(150, "USD")]
     assert frame.inner_text("#ended-amount").strip() == "$1.50"
-    receipt = frame.get_attribute("#receipt", "href")
-    assert requests.get(requests.compat.urljoin(server.url, receipt)).json()["amount"] == 150
     shot(page, "ended")
+    # PayPal captured exactly that, once, and the ledger says the same to the cent.
+    payment = wait_settled(server, call_id)
+    assert (payment.state, payment.captured_minor) == ("captured", 150)
+    books = server.emulator.books(paypal_app_of(server, expert))
+    assert [(c["id"], c["amount"]) for c in books["captures"] if c["id"] == payment.capture_id] == [
+        (payment.capture_id, {"currency_code": "USD", "value": "1.50"})]
+    _, rows = stored_call(server, call_id)
+    assert [(r.kind, r.amount_minor) for r in rows] == [("hold", 9000), ("capture", 150), ("void", 8850)]
+    # The receipt the end screen links to, in the browser, with PayPal's capture id.
+    with page.context.expect_page() as opened:
+        frame.click("#receipt")
+    receipt = opened.value
+    receipt.wait_for_load_state()
+    text = receipt.inner_text("body")
+    assert "$1.50" in text and payment.capture_id in text, text
+    shot(receipt, "receipt")
+    receipt.close()
     expert_page.wait_for_selector("#summary", state="visible")
     assert "$1.50" in expert_page.inner_text("#summary-amount")
     shot(expert_page, "console-summary")
+    # The expert's dashboard: today's earnings and the call, with its receipt.
+    expert_page.goto(f"{server.url}/dashboard")
+    today = expert_page.inner_text(".totals[data-currency=USD] [data-period=today] dd")
+    assert today == "$1.50", today
+    row = expert_page.locator(f"#calls tr[data-call='{call_id}']")
+    assert "$1.50" in row.inner_text() and "paid" in row.inner_text(), row.inner_text()
+    assert expert_page.locator("#all-settled").is_visible()
+    shot(expert_page, "dashboard")
     # The host page heard every step, with the amount the ledger holds.
     events = page.evaluate("() => window.events")
     assert [e["name"] for e in events][:3] == ["opened", "started", "ended"]
@@ -227,7 +291,7 @@ def test_declined_and_missed_calls(browser, server, site, expert, outcome):
     expert_page = console(browser, server, expert)
     page = visitor(browser, site, server, expert)
     frame = open_widget(page, server, expert)
-    frame.click("#start-call")
+    start_call(page, frame)
     state(frame, "ringing")
     expert_page.wait_for_selector("#incoming", state="visible")
     if outcome == "declined":
@@ -237,9 +301,45 @@ def test_declined_and_missed_calls(browser, server, site, expert, outcome):
     shot(page, outcome)
     expert_page.wait_for_selector("#incoming", state="hidden")
     call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
-    assert call.end_reason == outcome and call.amount_minor == 0 and rows == []
+    assert call.end_reason == outcome and call.amount_minor == 0 and money_rows(rows) == []
     frame.click("#retry")
     state(frame, "precall")
+    page.context.close()
+    expert_page.context.close()
+
+
+def calls_and_payments(server):
+    """How many calls the live server has, and its payments' states, oldest first."""
+    from callme.extensions import db
+    from callme.models import Call, Payment
+
+    with server.db():
+        return (db.session.scalar(db.select(db.func.count(Call.id))),
+                db.session.scalars(db.select(Payment.state).order_by(Payment.id)).all())
+
+
+def test_paypal_cancelled_or_window_closed(browser, server, site, expert):
+    """Cancelling in PayPal, or closing its window, goes back to pre-call: no ring, nothing held."""
+    calls_before, _ = calls_and_payments(server)
+    expert_page = console(browser, server, expert)
+    page = visitor(browser, site, server, expert)
+    frame = open_widget(page, server, expert)
+    start_call(page, frame, pay="cancel")
+    state(frame, "precall")
+    assert "Nothing was charged" in frame.inner_text("#notice")
+    popup = start_call(page, frame, pay="look")
+    popup.close()
+    state(frame, "precall")
+    assert "not approved" in frame.inner_text("#notice")
+    shot(page, "paypal-not-approved")
+    popup = start_call(page, frame, pay="look")
+    with popup.expect_event("close"):
+        frame.click("#cancel")  # the widget's own Cancel closes the PayPal window
+    state(frame, "precall")
+    assert expert_page.locator("#incoming").is_hidden()
+    calls, states = calls_and_payments(server)
+    assert calls == calls_before  # no call was created, so nobody rang
+    assert states[-3:] == ["created"] * 3  # three orders, none authorized: nothing is held
     page.context.close()
     expert_page.context.close()
 
@@ -279,14 +379,14 @@ def test_device_permission_denied(playwright, server, site, expert):
         browser.close()
 
 
-def test_socket_dropped_and_restored_mid_call(browser, isolated, live_factory, site):
+def test_socket_dropped_and_restored_mid_call(browser, isolated, paypal, live_factory, site):
     """The server is killed mid-call and comes back: both sides show "reconnecting" and the call goes on."""
-    server = live_factory()
+    server = live_factory(emulator=paypal)
     seed_expert(server, handle="phoenix", price=150, free_seconds=2, origins=(site.origin,))
     expert_page = console(browser, server, "phoenix")
     page = visitor(browser, site, server, "phoenix")
     frame = open_widget(page, server, "phoenix")
-    frame.click("#start-call")
+    start_call(page, frame)
     expert_page.wait_for_selector("#incoming", state="visible")
     expert_page.click("#accept")
     state(frame, "active")
@@ -294,7 +394,7 @@ def test_socket_dropped_and_restored_mid_call(browser, isolated, live_factory, s
     state(frame, "reconnecting")
     assert frame.locator("#reconnecting").is_visible()
     shot(page, "reconnecting")
-    live_factory(port=server.port, seed=False)
+    live_factory(port=server.port, seed=False, emulator=paypal)
     state(frame, "active", timeout=20_000)
     expert_page.wait_for_function("() => window.callme.state === 'active'", timeout=20_000)
     assert frame.evaluate("() => window.callme.pc.connectionState") == "connected"
@@ -303,7 +403,7 @@ def test_socket_dropped_and_restored_mid_call(browser, isolated, live_factory, s
     frame.click("#hangup")
     state(frame, "ended")
     call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
-    assert call.end_reason == "hangup" and [r.amount_minor for r in rows] == [150]
+    assert call.end_reason == "hangup" and [a for _, a, _ in money_rows(rows)] == [150]
     page.context.close()
     expert_page.context.close()
 

@@ -46,14 +46,16 @@ class Markup(HTMLParser):
 
 WIDGET_IDS = ["status", "price", "start-call", "audio-only", "device-error", "ringing", "cancel", "outcome", "retry",
               "incall", "remote-video", "local-video", "mute", "camera", "hangup", "elapsed", "free-left", "cost",
-              "warning", "reconnecting", "unmute-audio", "ended", "ended-duration", "ended-amount", "receipt", "close"]
+              "warning", "reconnecting", "unmute-audio", "ended", "ended-duration", "ended-amount", "receipt", "close",
+              "paying-hold", "paypal-focus", "notice"]
 CONSOLE_IDS = ["console", "presence", "presence-toggle", "incoming", "accept", "decline", "incall", "hangup", "elapsed",
                "cost", "remote-video", "local-video", "mute", "camera", "summary", "summary-amount", "snippet"]
 
 
 @pytest.mark.parametrize("path", [
     (WIDGET, "index.html"), (TEMPLATES, "base.html"), (TEMPLATES, "console.html"), (TEMPLATES, "login.html"),
-    (TEMPLATES, "profile.html"),
+    (TEMPLATES, "profile.html"), (TEMPLATES, "paypal_return.html"), (TEMPLATES, "dashboard.html"),
+    (TEMPLATES, "receipt.html"), (TEMPLATES, "paypal_settings.html"),
 ])
 def test_no_inline_script_or_style(path):
     """The pages are served with script-src 'self' and style-src 'self': inline code would be blocked."""
@@ -89,3 +91,28 @@ def test_node_suite():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"^# fail 0$", result.stdout, re.MULTILINE)
     assert not re.search(r"^# pass 0$", result.stdout, re.MULTILINE)
+
+
+# ---- callme's pages in the PayPal window --------------------------------------------------
+
+@pytest.mark.parametrize("path, status, word, order", [
+    ("/paypal/wait", 200, "waiting", ""),
+    ("/paypal/return?token=5O190127TN364715T&PayerID=QYR5Z8XDVJNXQ", 200, "approved", "5O190127TN364715T"),
+    ("/paypal/cancel?token=5O190127TN364715T", 200, "cancelled", "5O190127TN364715T"),
+    ("/paypal/return", 400, "invalid", ""),
+    ("/paypal/return?token=%3Cscript%3E", 400, "invalid", ""),
+    ("/paypal/cancel?token=" + "A" * 65, 400, "invalid", ""),
+])
+def test_paypal_window_pages(client, path, status, word, order):
+    """They tell the widget how PayPal went (data-status, data-order for paypal-return.js), framed by nobody."""
+    r = client.get(path)
+    assert r.status_code == status
+    html = r.get_data(as_text=True)
+    assert f'data-status="{word}"' in html and f'data-order="{order}"' in html
+    assert "<script" not in html.replace('<script type="module" src="/widget/paypal-return.js"></script>', "")
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["Referrer-Policy"] == "no-referrer" and r.headers["Cache-Control"] == "no-store"
+
+
+def test_unknown_paypal_window_page(client):
+    assert client.get("/paypal/elsewhere?token=X").status_code == 404

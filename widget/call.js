@@ -5,6 +5,7 @@ import { Peer } from "./peer.js";
 import { CallSocket } from "./signal.js";
 
 const HANGUP_FALLBACK_MS = 6000;
+const POPUP_POLL_MS = 400;
 
 /** Read a JSON body, or null. */
 async function json(response) {
@@ -134,6 +135,8 @@ export class VisitorCall extends CallState {
     Object.assign(this, { handle, origin, fetchImpl });
     this.session = null;
     this.cancelRequested = false;
+    this.popup = null;          // the PayPal approval window, while paying
+    this.abortPayment = null;   // ends the wait for it
   }
 
   get pc() {
@@ -149,8 +152,12 @@ export class VisitorCall extends CallState {
     return body;
   }
 
-  /** Create the call at the price the visitor was shown, then join it with `stream`. */
-  async start(stream) {
+  /**
+   * Create the call at the price the visitor was shown, then join it with `stream`. A paid call
+   * first gets its PayPal hold approved in `popup`, a window the click handler opened (browsers
+   * only allow popups opened right in a click).
+   */
+  async start(stream, popup = null) {
     const expert = this.state.expert;
     if (!expert) return;
     this.cancelRequested = false;
@@ -158,13 +165,18 @@ export class VisitorCall extends CallState {
     this.session = null;
     this.dispatch({ type: "create" });
     if (this.state.phase !== "creating") return;
+    let orderId = null;
+    if (P.needsPayment(expert)) {
+      orderId = await this.pay(expert, popup);
+      if (!orderId) return;
+    }
     let response;
     let body;
     try {
       response = await this.fetchImpl("/api/v1/calls", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(P.createCallBody(this.handle, expert.price, this.origin)),
+        body: JSON.stringify(P.createCallBody(this.handle, expert.price, this.origin, orderId)),
       });
       body = await json(response);
     } catch {
@@ -186,8 +198,78 @@ export class VisitorCall extends CallState {
     if (this.cancelRequested) this.session.hangup();
   }
 
+  /**
+   * The PayPal hold: create the order, show PayPal's approval page in `popup`, wait for callme's
+   * return page to say how it went. Returns the order id to call with, or null (and says why).
+   */
+  async pay(expert, popup) {
+    const fail = (status, body) => {
+      if (popup && !popup.closed) popup.close();
+      this.popup = null;
+      this.dispatch({ type: "create_failed", status, body });
+      return null;
+    };
+    if (!popup || popup.closed) return fail(0, { error: "popup_blocked" });
+    this.popup = popup;
+    this.dispatch({ type: "pay" });
+    let response;
+    let body;
+    try {
+      response = await this.fetchImpl("/api/v1/payments/orders", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(P.orderBody(this.handle, expert.price, this.origin)),
+      });
+      body = await json(response);
+    } catch {
+      return fail(0, null);
+    }
+    if (this.state.phase !== "paying") return fail(0, { error: "call_cancelled" });
+    if (response.status !== 201 || !body?.approve_url) return fail(response.status, body);
+    popup.location.href = body.approve_url;
+    const outcome = await this.waitForPayPal(popup, body.order_id);
+    this.popup = null;
+    if (outcome === "aborted" || this.state.phase !== "paying") return fail(0, { error: "call_cancelled" });
+    if (outcome === "cancelled") return fail(0, { error: "payment_cancelled" });
+    // "approved", or the window closed without a word (a PayPal page can cut the link back to
+    // us): the server authorizes the order, or answers 402 payment_not_approved.
+    this.dispatch({ type: "paid" });
+    return body.order_id;
+  }
+
+  /** "approved" / "cancelled" from the return page, "closed" when the window went away, "aborted". */
+  waitForPayPal(popup, orderId) {
+    return new Promise((resolve) => {
+      const done = (outcome) => {
+        clearInterval(poll);
+        removeEventListener("message", onMessage);
+        this.abortPayment = null;
+        resolve(outcome);
+      };
+      const onMessage = (event) => {
+        if (event.origin !== location.origin || event.source !== popup) return;
+        const status = P.paypalResult(event.data, orderId);
+        if (status) done(status);
+      };
+      const poll = setInterval(() => popup.closed && done("closed"), POPUP_POLL_MS);
+      addEventListener("message", onMessage);
+      this.abortPayment = () => done("aborted");
+    });
+  }
+
+  /** Bring the PayPal window back to the front (it hides behind the page easily). */
+  focusPayPal() {
+    if (this.popup && !this.popup.closed) this.popup.focus();
+  }
+
   /** Hang up, or cancel while it rings or is being created. */
   hangup() {
+    if (this.state.phase === "paying") {
+      if (this.popup && !this.popup.closed) this.popup.close();
+      this.dispatch({ type: "create_failed", status: 0, body: { error: "call_cancelled" } });
+      this.abortPayment?.();
+      return;
+    }
     if (this.state.phase === "creating") {
       this.cancelRequested = true;
       this.dispatch({ type: "hangup" });

@@ -26,9 +26,34 @@ export function candidate(c) {
   };
 }
 
-/** POST /api/v1/calls body for an instant call at the price the visitor was shown. */
-export function createCallBody(handle, price, origin) {
-  return { expert: handle, kind: "instant", price: { amount: price.amount, currency: price.currency }, origin: origin || null };
+/**
+ * POST /api/v1/calls body for an instant call at the price the visitor was shown; a paid call
+ * carries the PayPal order the visitor approved.
+ */
+export function createCallBody(handle, price, origin, orderId = null) {
+  const body = { expert: handle, kind: "instant", price: { amount: price.amount, currency: price.currency }, origin: origin || null };
+  if (orderId) body.payment = { order_id: orderId };
+  return body;
+}
+
+/** POST /api/v1/payments/orders body: the PayPal hold (cap x price) for a paid call. */
+export function orderBody(handle, price, origin) {
+  return { expert: handle, price: { amount: price.amount, currency: price.currency }, origin: origin || null };
+}
+
+/** A paid call needs a PayPal hold first. */
+export const needsPayment = (expert) => !!expert && expert.price.amount > 0;
+
+/** The most a call can cost (what PayPal holds), or 0 when there is no cap or no price. */
+export const holdAmount = (price, capMinutes) => (capMinutes ? price.amount * capMinutes : 0);
+
+/**
+ * The word from callme's PayPal return page (posted by the popup to its opener):
+ * "approved" or "cancelled" for `orderId`, else null (someone else's message, another order).
+ */
+export function paypalResult(data, orderId) {
+  if (!isObj(data) || data.callme !== 1 || data.type !== "paypal" || data.order_id !== orderId) return null;
+  return data.status === "approved" || data.status === "cancelled" ? data.status : null;
 }
 
 // ---- frames the server sends ---------------------------------------------------------
@@ -97,7 +122,7 @@ export function parseFrame(raw) {
 // ---- the call state machine ----------------------------------------------------------
 
 export const STATES = [
-  "idle", "precall", "creating", "ringing", "connecting", "active", "ended",
+  "idle", "precall", "paying", "creating", "ringing", "connecting", "active", "ended",
   "reconnecting", "declined", "missed", "error",
 ];
 
@@ -204,6 +229,8 @@ const RING_ENDED = {
  * The reducer: `reduce(state, event) -> state`. Events:
  *  {type:"status", status}            the expert's public status was (re)loaded
  *  {type:"create"}                    the visitor pressed Call
+ *  {type:"pay"}                       waiting for the visitor to approve the PayPal hold (popup)
+ *  {type:"paid"}                      the hold is approved: the call is being created
  *  {type:"created", call_id, terms}   POST /calls answered 201
  *  {type:"create_failed", status, body}  POST /calls failed (body: the API error, or null)
  *  {type:"accept", call_id}           the expert pressed Accept
@@ -225,12 +252,19 @@ export function reduce(state, event) {
     case "create":
       if (!["precall", "declined", "missed", "error", "ended"].includes(s.phase)) return s;
       return named({ ...s, ...CALL_FIELDS, phase: "creating", notice: null });
+    case "pay":
+      return s.phase === "creating" ? named({ ...s, phase: "paying" }) : s;
+    case "paid":
+      return s.phase === "paying" ? named({ ...s, phase: "creating" }) : s;
     case "created":
       if (s.phase !== "creating") return s;
       return named({ ...s, phase: "ringing", call_id: event.call_id, terms: event.terms || null });
     case "create_failed": {
-      if (s.phase !== "creating") return s;
+      if (s.phase !== "creating" && s.phase !== "paying") return s;
       const error = createError(event.status, event.body, s.expert);
+      if (BACK_TO_PRECALL.includes(error.code)) {
+        return named({ ...s, ...CALL_FIELDS, phase: "precall", notice: error.message });
+      }
       if (error.code === "price_changed" && event.body?.price && s.expert) {
         const expert = { ...s.expert, price: event.body.price };
         return named({ ...s, ...CALL_FIELDS, phase: "precall", expert, notice: error.message });
@@ -254,7 +288,7 @@ export function reduce(state, event) {
       return s;
     }
     case "hangup":
-      return isOpen(s) || s.phase === "creating" ? named({ ...s, hangingUp: true }) : s;
+      return isOpen(s) || s.phase === "creating" || s.phase === "paying" ? named({ ...s, hangingUp: true }) : s;
     case "fatal":
       if (isFinished(s) || !(isOpen(s) || s.phase === "creating")) return s;
       return named({
@@ -275,7 +309,10 @@ const FATAL = {
   default: "The call could not continue.",
 };
 
-/** A clear message for a failed POST /calls: {code, message, retryable}. */
+// Failures the visitor fixes by pressing Call again: back to the pre-call screen, with a notice.
+const BACK_TO_PRECALL = ["payment_cancelled", "popup_blocked", "payment_not_approved", "call_cancelled"];
+
+/** A clear message for a failed POST /calls (or PayPal hold): {code, status, message}. */
 export function createError(status, body, expert) {
   const name = expert?.display_name || "The expert";
   const code = body?.error || (status ? `http_${status}` : "network");
@@ -289,6 +326,19 @@ export function createError(status, body, expert) {
     rate_limited: body?.message || "Too many attempts. Wait a minute and try again.",
     expert_not_found: "This expert does not exist.",
     booking_required: "This call needs a booking first.",
+    call_cancelled: "You cancelled the call. Nothing was charged.",
+    payment_cancelled: "You closed PayPal before approving. Nothing was charged.",
+    popup_blocked: "Your browser blocked the PayPal window. Allow pop-ups for this page and press Call again.",
+    payment_not_approved: "The PayPal payment was not approved, so the call did not start. Nothing was charged.",
+    payments_not_set_up: `${name} does not take paid calls yet. Nothing was charged.`,
+    payment_required: "This call needs a PayPal approval first. Press Call again.",
+    payment_insufficient: "The PayPal approval does not cover this call. Press Call again to approve a new one.",
+    payment_expired: "The PayPal approval has expired. Press Call again to approve a new one.",
+    payment_invalid: "The PayPal approval cannot be used for this call. Press Call again to approve a new one.",
+    payment_used: "That PayPal approval was already used. Press Call again to approve a new one.",
+    payment_declined: "PayPal declined the payment. Nothing was charged.",
+    paypal_unavailable: "PayPal could not be reached. Nothing was charged. Try again in a moment.",
+    paypal_misconfigured: `${name}'s PayPal connection is not working right now. Nothing was charged.`,
     network: "Could not reach callme. Check your connection and try again.",
   };
   return { code, status: status || 0, message: messages[code] || body?.message || "The call could not be started. Try again." };
@@ -373,6 +423,9 @@ export function termsText(price, freeSeconds, capMinutes, locale) {
   if (capMinutes) {
     const most = price.amount ? `, so it costs at most ${formatMoney(price.amount * capMinutes, price.currency, locale)}` : "";
     lines.push(`The call ends automatically after ${spanWords(capMinutes * 60)}${most}.`);
+  }
+  if (price.amount && capMinutes) {
+    lines.push("You approve that much in PayPal before the call rings; only the minutes you talk are charged, and the rest is released.");
   }
   return lines;
 }

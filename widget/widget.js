@@ -17,6 +17,9 @@ const media = { stream: null, stopLevel: () => {}, error: null, fellBack: false,
 const exposed = { state: call.state.name, pc: null, call_id: null };
 window.callme = exposed;
 
+/** Getting the call going: the PayPal approval, then creating it. */
+const busy = (state) => state.phase === "paying" || state.phase === "creating";
+
 const expertName = () => call.state.expert?.display_name || handle;
 
 const view = new InCallView({ onHangup: () => call.hangup(), otherName: expertName, locale });
@@ -33,7 +36,7 @@ addEventListener("message", (event) => {
   const msg = event.data;
   if (!msg || msg.callme !== 1) return;
   if (msg.type === "close") {
-    if (P.isOpen(call.state) || call.state.phase === "creating") call.hangup();
+    if (P.isOpen(call.state) || busy(call.state)) call.hangup();
     M.stopStream(media.stream);
     media.stream = null;
   }
@@ -41,12 +44,12 @@ addEventListener("message", (event) => {
 
 // Escape outside a call asks the host page to close the widget (focus is often in here).
 addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !P.isOpen(call.state) && call.state.phase !== "creating") post("close");
+  if (event.key === "Escape" && !P.isOpen(call.state) && !busy(call.state)) post("close");
 });
 
-// A closing page hangs up rather than leaving the expert in a silent call.
+// A closing page hangs up rather than leaving the expert in a silent call (or PayPal open).
 addEventListener("pagehide", () => {
-  if (P.isOpen(call.state)) call.hangup();
+  if (P.isOpen(call.state) || call.state.phase === "paying") call.hangup();
 });
 
 // ---- devices -------------------------------------------------------------------------
@@ -150,7 +153,7 @@ function setAvatar(el, name) {
 
 // While a call is under way the status line says how the call is doing.
 const CALL_STATUS = {
-  creating: "Starting the call…", ringing: "Calling…", connecting: "Connecting…", active: "In call",
+  paying: "Waiting for PayPal…", creating: "Starting the call…", ringing: "Calling…", connecting: "Connecting…", active: "In call",
   reconnecting: "Reconnecting…", ended: "Call ended",
 };
 
@@ -182,6 +185,8 @@ function renderPrecall(state) {
   setText($("notice"), state.notice || "");
   $("notice").hidden = !state.notice;
   setText($("start-label"), `Call ${e.display_name}`);
+  const hold = P.holdAmount(e.price, e.cap_minutes);
+  setText($("paying-hold"), hold ? P.formatMoney(hold, e.price.currency, locale) : "");
   const hasMic = !!media.stream?.getAudioTracks().length;
   $("start-call").disabled = !hasMic || !!media.requesting;
 }
@@ -216,7 +221,7 @@ function renderEnded(state) {
   $("ended-note").hidden = !note;
 }
 
-const FOCUS = { ringing: "cancel", declined: "outcome-title", missed: "outcome-title", error: "outcome-title", ended: "ended-title", active: "incall-title" };
+const FOCUS = { paying: "ringing-title", ringing: "cancel", declined: "outcome-title", missed: "outcome-title", error: "outcome-title", ended: "ended-title", active: "incall-title" };
 
 function render({ state, prev }) {
   document.body.dataset.state = state.name;
@@ -265,14 +270,28 @@ call.addEventListener("remote", (e) => {
 
 // ---- buttons -------------------------------------------------------------------------
 
+/**
+ * The window PayPal's approval page will show in, opened right in the click (browsers block
+ * popups opened later); a callme page says "Opening PayPal…" until the order exists.
+ */
+function openPayPalWindow() {
+  const width = 480;
+  const height = 680;
+  const left = Math.max(0, Math.round(screenX + (outerWidth - width) / 2));
+  const top = Math.max(0, Math.round(screenY + (outerHeight - height) / 2));
+  return window.open("/paypal/wait", "callme-paypal", `popup,width=${width},height=${height},left=${left},top=${top}`);
+}
+
 $("start-call").addEventListener("click", async () => {
+  const popup = P.needsPayment(call.state.expert) ? openPayPalWindow() : null;
   media.stopLevel();
-  await call.start(media.stream);
+  await call.start(media.stream, popup);
   exposed.pc = call.pc;
   const speaker = $("speaker-select").value;
   if (speaker) view.setSpeaker(speaker);
 });
 $("cancel").addEventListener("click", () => call.hangup());
+$("paypal-focus").addEventListener("click", () => call.focusPayPal());
 $("retry").addEventListener("click", async () => {
   call.reset();
   refreshStatus();

@@ -2,6 +2,7 @@
 and the expert's public page (the unique URL)."""
 import hmac
 import os
+import re
 import secrets
 
 from flask import (Blueprint, abort, current_app, redirect, render_template, request, send_from_directory,
@@ -117,6 +118,34 @@ def console():
                                                          origin=own_origin()))
     response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+PAYPAL_PAGES = {
+    "wait": ("waiting", "Opening PayPal…", "PayPal's page opens here in a moment."),
+    "return": ("approved", "Approved", "Thank you. Go back to the call window: it is ringing now."),
+    "cancel": ("cancelled", "Payment cancelled", "Nothing was charged. You can close this window."),
+}
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+@bp.get("/paypal/<step>")
+def paypal_window(step):
+    """callme's pages in the PayPal popup: before PayPal's page loads, and where PayPal sends the
+    payer back (``?token=<order id>``); they tell the widget that opened the window."""
+    if step not in PAYPAL_PAGES:
+        abort(404)
+    status, title, text = PAYPAL_PAGES[step]
+    order_id = request.args.get("token", "")
+    if step != "wait" and not ORDER_ID_RE.match(order_id):
+        status, title, text = "invalid", "Not a PayPal answer", "This link is not a PayPal order. Go back to the call window."
+        order_id = ""
+    response = current_app.make_response((render_template(
+        "paypal_return.html", status=status, title=title, text=text, order_id=order_id),
+        400 if status == "invalid" else 200))
+    response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

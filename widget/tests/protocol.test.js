@@ -268,7 +268,9 @@ test("terms are stated plainly before anything is charged", () => {
     "$1.50 per minute",
     "Calls shorter than one minute are free. After that, every started minute is billed, the first one included.",
     "The call ends automatically after 60 minutes, so it costs at most $90.00.",
+    "You approve that much in PayPal before the call rings; only the minutes you talk are charged, and the rest is released.",
   ]);
+  assert.equal(P.termsText({ amount: 0, currency: "USD" }, 60, 60).length, 3);
   assert.equal(P.freeOffer(60), "First minute free");
   assert.equal(P.freeOffer(30), "First 30 seconds free");
   assert.equal(P.freeOffer(120), "First 2 minutes free");
@@ -305,4 +307,58 @@ test("initials and avatar colours", () => {
   assert.equal(P.initials(""), "?");
   assert.equal(P.hueSlot("ray"), P.hueSlot("ray"));
   assert.ok(P.hueSlot("ray") >= 0 && P.hueSlot("ray") < 8);
+});
+
+test("a paid call: the PayPal hold, then the call with its order", () => {
+  assert.deepEqual(P.orderBody("ray", { amount: 150, currency: "USD", extra: 1 }, "https://ray.example"),
+    { expert: "ray", price: { amount: 150, currency: "USD" }, origin: "https://ray.example" });
+  assert.deepEqual(P.createCallBody("ray", { amount: 150, currency: "USD" }, null, "ORDER-1").payment, { order_id: "ORDER-1" });
+  assert.equal("payment" in P.createCallBody("ray", { amount: 0, currency: "USD" }, null), false);
+  assert.equal(P.needsPayment({ price: { amount: 150, currency: "USD" } }), true);
+  assert.equal(P.needsPayment({ price: { amount: 0, currency: "USD" } }), false);
+  assert.equal(P.needsPayment(null), false);
+  assert.equal(P.holdAmount({ amount: 150, currency: "USD" }, 60), 9000);
+  assert.equal(P.holdAmount({ amount: 150, currency: "USD" }, 0), 0);
+});
+
+test("only callme's own word about this order counts as PayPal's answer", () => {
+  const msg = { callme: 1, type: "paypal", status: "approved", order_id: "O1" };
+  assert.equal(P.paypalResult(msg, "O1"), "approved");
+  assert.equal(P.paypalResult({ ...msg, status: "cancelled" }, "O1"), "cancelled");
+  assert.equal(P.paypalResult(msg, "O2"), null);
+  assert.equal(P.paypalResult({ ...msg, status: "paid" }, "O1"), null);
+  assert.equal(P.paypalResult({ ...msg, callme: 2 }, "O1"), null);
+  assert.equal(P.paypalResult("approved", "O1"), null);
+  assert.equal(P.paypalResult(null, "O1"), null);
+});
+
+test("paying: precall → creating → paying → creating → ringing", () => {
+  const names = [];
+  let s = P.initialState("visitor");
+  for (const e of [{ type: "status", status: STATUS }, { type: "create" }, { type: "pay" }, { type: "paid" },
+    { type: "created", call_id: "c1", terms: null }]) {
+    s = P.reduce(s, e);
+    if (names.at(-1) !== s.name) names.push(s.name);
+  }
+  assert.deepEqual(names, ["precall", "creating", "paying", "creating", "ringing"]);
+  assert.ok(P.STATES.includes("paying"));
+  // out of turn: nothing changes
+  assert.equal(P.reduce(s, { type: "pay" }), s);
+  assert.equal(P.reduce(s, { type: "paid" }), s);
+});
+
+test("a PayPal window closed, blocked or not approved goes back to the pre-call screen with a notice", () => {
+  const paying = run([{ type: "status", status: STATUS }, { type: "create" }, { type: "pay" }]);
+  for (const [code, words] of [["payment_cancelled", "Nothing was charged"], ["popup_blocked", "Allow pop-ups"],
+    ["call_cancelled", "You cancelled"], ["payment_not_approved", "not approved"]]) {
+    const s = P.reduce(paying, { type: "create_failed", status: code === "payment_not_approved" ? 402 : 0, body: { error: code } });
+    assert.equal(s.name, "precall", code);
+    assert.match(s.notice, new RegExp(words), code);
+  }
+  const declined = P.reduce(paying, { type: "create_failed", status: 402, body: { error: "payment_declined", message: "x" } });
+  assert.equal(declined.name, "error");
+  assert.match(declined.error.message, /PayPal declined/);
+  const unset = P.reduce(paying, { type: "create_failed", status: 409, body: { error: "payments_not_set_up" } });
+  assert.match(unset.error.message, /does not take paid calls yet/);
+  assert.equal(P.reduce(paying, { type: "hangup" }).hangingUp, true);
 });
