@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tests.browser import HostSite, launch  # noqa: E402
-from tests.conftest import _live_factory, seed_expert  # noqa: E402
+from tests.conftest import _live_factory, seed_expert, start_emulator  # noqa: E402
 from tests.live import loopback_only  # noqa: E402
 
 AUTO_ACCEPT = """() => new MutationObserver(() => {
@@ -47,12 +47,13 @@ def timings(runs):
 
     work = tempfile.mkdtemp(prefix="callme-widget-bench-")
     site = HostSite(tempfile.mkdtemp(dir=work))
-    start, servers = _live_factory(work)
+    paypal = start_emulator()
+    start, servers = _live_factory(work, paypal)
     server = start(env={"SILENCE_GRACE": "30", "RING_TIMEOUT": "30"})
     seed_expert(server, origins=(site.origin,))
     with open(os.path.join(ROOT, "examples", "expert-site", "index.html")) as f:
         page_url = site.write("index.html", f.read().replace("http://127.0.0.1:5000", server.url))
-    open_ms, connect_ms = [], []
+    open_ms, paypal_ms, connect_ms = [], [], []
     try:
         with sync_playwright() as p:
             browser = launch(p)
@@ -82,12 +83,22 @@ def timings(runs):
                 frame.evaluate("""() => { window.__t = null; const pc0 = () => window.callme.pc;
                   const check = () => { const pc = pc0(); if (pc && pc.connectionState === 'connected') {
                     window.__t = performance.timeOrigin + performance.now(); } else setTimeout(check, 2); };
-                  window.__go = performance.timeOrigin + performance.now();
-                  document.querySelector('#start-call').click(); check(); }""")
+                  window.__check = check; }""")
+                # A paid call: the click opens the PayPal window (the emulator's approval page).
+                with ctx.expect_page() as opened:
+                    go = frame.evaluate("() => performance.timeOrigin + performance.now()")
+                    frame.click("#start-call")
+                popup = opened.value
+                popup.wait_for_selector("#approve")
+                shown = popup.evaluate("() => performance.timeOrigin + performance.now()")
+                frame.evaluate("() => window.__check()")
+                approved = popup.evaluate("() => performance.timeOrigin + performance.now()")
+                popup.click("#approve")
                 frame.wait_for_function("() => window.__t", timeout=20_000)
-                go, t2 = frame.evaluate("() => [window.__go, window.__t]")
+                t2 = frame.evaluate("() => window.__t")
                 open_ms.append(t1 - t0)
-                connect_ms.append(t2 - go)
+                paypal_ms.append(shown - go)
+                connect_ms.append(t2 - approved)
                 frame.click("#hangup")
                 frame.wait_for_selector("body[data-state=ended]", state="attached")
                 ctx.close()
@@ -99,11 +110,16 @@ def timings(runs):
     finally:
         for s in servers:
             s.stop()
+        paypal.stop()
         site.close()
     print(f"host-page click -> widget ready (iframe loaded, devices open): median {statistics.median(open_ms):.0f} ms "
           f"(min {min(open_ms):.0f}, max {max(open_ms):.0f}, n={runs})")
-    print(f"'Call' click -> visitor's peer connection connected (expert auto-accepts in the console): "
-          f"median {statistics.median(connect_ms):.0f} ms (min {min(connect_ms):.0f}, max {max(connect_ms):.0f}, n={runs})")
+    for label, values in (
+            ("'Call' click -> PayPal approval page shown (order created, popup navigated)", paypal_ms),
+            ("PayPal 'approve' click -> visitor's peer connection connected (authorize, ring, expert "
+             "auto-accepts in the console)", connect_ms)):
+        print(f"{label}: median {statistics.median(values):.0f} ms (min {min(values):.0f}, max {max(values):.0f}, "
+              f"n={runs})")
 
 
 def main():

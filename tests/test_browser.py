@@ -6,7 +6,6 @@ holds. Loopback only; screenshots go to tests/artifacts/ (and docs/ when DOCS_SH
 import os
 import re
 import shutil
-import time
 
 import pytest
 import requests
@@ -145,16 +144,6 @@ def start_call(page, frame, pay="approve"):
     return popup
 
 
-def wait_settled(server, call_id, timeout=15):
-    """The payment of an ended call once PayPal answered (settlement runs just after the end)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        payment = stored_payment(server, call_id)
-        if payment.state not in ("authorized", "capture_pending", "void_pending") or time.monotonic() > deadline:
-            return payment
-        time.sleep(0.1)
-
-
 def visitor(browser, site, server, handle, width=900):
     ctx = browser.new_context(viewport={"width": width, "height": 800})
     page = ctx.new_page()
@@ -249,7 +238,7 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     assert frame.inner_text("#ended-amount").strip() == "$1.50"
     shot(page, "ended")
     # PayPal captured exactly that, once, and the ledger says the same to the cent.
-    payment = wait_settled(server, call_id)
+    payment = stored_payment(server, call_id)  # stored_call above waited for PayPal's answer
     assert (payment.state, payment.captured_minor) == ("captured", 150)
     books = server.emulator.books(paypal_app_of(server, expert))
     assert [(c["id"], c["amount"]) for c in books["captures"] if c["id"] == payment.capture_id] == [

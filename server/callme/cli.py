@@ -214,6 +214,7 @@ callme is running.
   As the visitor, open the expert's own site:  http://127.0.0.1:{site_port}/
   or the expert's callme page:                  {base}/ray
   As the expert, log in and go online:          {base}/login   (ray@example.com / demo-password)
+  The expert's earnings and PayPal settings:    {base}/dashboard
   Public status (JSON):                         {base}/api/v1/experts/ray/status
   API description:                              {base}/api/v1/openapi.json
   PayPal (emulated unless PAYPAL_BASE_URL):     {current_app.config["PAYPAL_BASE_URL"]}
