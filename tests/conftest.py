@@ -39,6 +39,27 @@ def start_emulator():
     return PayPalEmulator().start(host="127.0.0.1", port=0)
 
 
+@pytest.fixture
+def isolated():
+    """The test runs in a network namespace holding only loopback (WebRTC, browsers); skipped
+    where none can be made, never run on the machine's own networks."""
+    from .live import loopback_only
+
+    try:
+        with loopback_only():
+            yield
+    except OSError as e:
+        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
+
+
+@pytest.fixture
+def paypal(isolated):
+    """A PayPal emulator inside the test's namespace, where its live server can reach it."""
+    emulator = start_emulator()
+    yield emulator
+    emulator.stop()
+
+
 @pytest.fixture(scope="session")
 def emulator():
     """The PayPal emulator the in-process apps talk to (through the real SDK)."""

@@ -12,28 +12,10 @@ import requests
 from callme import metering
 from callme.currency import from_paypal_value
 
-from .conftest import money_rows, paypal_app_of, seed_expert, start_emulator, stored_call, stored_payment
+from .conftest import money_rows, paypal_app_of, seed_expert, stored_call, stored_payment
 from .peers import Socket, login
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.live]
-
-
-@pytest.fixture
-def isolated():
-    from .live import loopback_only
-
-    try:
-        with loopback_only():
-            yield
-    except OSError as e:
-        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
-
-
-@pytest.fixture
-def paypal(isolated):
-    emulator = start_emulator()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

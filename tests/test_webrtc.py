@@ -11,28 +11,10 @@ import requests
 
 from callme import metering
 
-from .conftest import live_order, money_rows, paypal_app_of, seed_expert, start_emulator, stored_call
-from .live import loopback_only
+from .conftest import live_order, money_rows, paypal_app_of, seed_expert, stored_call
 from .peers import Socket, login
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.live]
-
-
-@pytest.fixture
-def isolated():
-    try:
-        with loopback_only():
-            yield
-    except OSError as e:
-        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
-
-
-@pytest.fixture
-def paypal(isolated):
-    """A PayPal emulator inside the test's namespace, where the server can reach it."""
-    emulator = start_emulator()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

@@ -86,21 +86,30 @@ def expert_status(handle):
     return response
 
 
+def check_origin(expert, claimed):
+    """403 unless the page (the browser's Origin, and the origin the widget says) may embed the expert."""
+    for origin in (request.headers.get("Origin"), claimed):
+        if origin and not origin_allowed(expert, origin):
+            raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
+
+
+def check_price(expert, shown):
+    """409 price_changed (with the current price) unless the price the visitor saw is still the price."""
+    if (shown["amount"], shown["currency"]) != (expert.price_minor, expert.currency):
+        raise ApiError(409, "price_changed", "The price has changed since it was shown.",
+                       extra={"price": {"amount": expert.price_minor, "currency": expert.currency}})
+
+
 @bp.post("/calls")
 def create_call():
     """Create a call on the expert's current terms; returns the visitor's token."""
     data = load_json(CreateCallSchema())
     limit("RATE_LIMIT_CALLS", f"calls:{request.remote_addr}")
     expert = expert_or_404(data["expert"])
-    for origin in (request.headers.get("Origin"), data["origin"]):
-        if origin and not origin_allowed(expert, origin):
-            raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
+    check_origin(expert, data["origin"])
     if data["kind"] != "instant":
         raise ApiError(409, "booking_required", f"A {data['kind']} call needs a booking first.")
-    price = data["price"]
-    if (price["amount"], price["currency"]) != (expert.price_minor, expert.currency):
-        raise ApiError(409, "price_changed", "The price has changed since it was shown.",
-                       extra={"price": {"amount": expert.price_minor, "currency": expert.currency}})
+    check_price(expert, data["price"])
     status = service().status(expert.id)
     if status != "online":
         raise ApiError(409, f"expert_{status}", f"{expert.display_name} is {status}.", extra={"status": status})
@@ -139,13 +148,8 @@ def create_order():
     data = load_json(CreateOrderSchema())
     limit("RATE_LIMIT_CALLS", f"orders:{request.remote_addr}")
     expert = expert_or_404(data["expert"])
-    for origin in (request.headers.get("Origin"), data["origin"]):
-        if origin and not origin_allowed(expert, origin):
-            raise ApiError(403, "origin_not_allowed", f"{origin} may not embed {expert.display_name}'s button.")
-    price = data["price"]
-    if (price["amount"], price["currency"]) != (expert.price_minor, expert.currency):
-        raise ApiError(409, "price_changed", "The price has changed since it was shown.",
-                       extra={"price": {"amount": expert.price_minor, "currency": expert.currency}})
+    check_origin(expert, data["origin"])
+    check_price(expert, data["price"])
     if expert.price_minor == 0:
         raise ApiError(409, "payment_not_needed", f"Calls with {expert.display_name} are free.")
     own = own_origin()
