@@ -6,13 +6,15 @@ loopback-only namespace it would otherwise find no address at all).
 import asyncio
 import time
 
+import requests
+
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import AudioStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from .peers import Socket
+from .peers import Socket, login
 
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
 
@@ -119,3 +121,32 @@ class Participant:
             await self.socket.close()
         await self.sink.stop()
         await self.pc.close()
+
+
+async def start_call(server, order_id, refuse_unpaid=False):
+    """Ray's console goes online, a visitor calls with the approved PayPal order, Ray accepts,
+    media connects. With ``refuse_unpaid`` a call without the order is tried first: 402, no ring.
+    Returns (console, visitor, expert, created, active)."""
+    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
+    await console.send("presence", status="online")
+    await console.wait("presence")
+    body = {"expert": "ray", "price": {"amount": 150, "currency": "USD"}}
+    if refuse_unpaid:
+        r = requests.post(server.url + "/api/v1/calls", json=body, timeout=10)
+        assert r.status_code == 402 and r.json()["error"] == "payment_required"
+        assert not console.of("ring")  # no hold, no ring
+    r = requests.post(server.url + "/api/v1/calls", json={**body, "payment": {"order_id": order_id}}, timeout=10)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["ice_servers"] == []
+    visitor = Participant("visitor", created["ws_url"], created["token"], created["ice_servers"])
+    await visitor.join()
+    ring = await console.wait("ring")
+    await console.send("accept", call_id=ring["call_id"])
+    accepted = await console.wait("accepted")
+    expert = Participant("expert", accepted["ws_url"], accepted["token"], accepted["ice_servers"])
+    await expert.join()
+    await asyncio.wait_for(asyncio.gather(visitor.connected.wait(), expert.connected.wait()), 15)
+    active = await visitor.socket.wait("active")
+    await expert.socket.wait("active")
+    return console, visitor, expert, created, active

@@ -13,7 +13,6 @@ from callme import metering
 from callme.currency import from_paypal_value
 
 from .conftest import money_rows, paypal_app_of, seed_expert, stored_call, stored_payment
-from .peers import Socket, login
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.live]
 
@@ -40,27 +39,10 @@ def hold(server, paypal):
 
 
 async def paid_call(server, order_id):
-    from .rtc import Participant
+    """The call refused without the hold (no ring), then made with it, up to media connected."""
+    from .rtc import start_call
 
-    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
-    await console.send("presence", status="online")
-    await console.wait("presence")
-    body = {"expert": "ray", "price": {"amount": 150, "currency": "USD"}}
-    r = requests.post(server.url + "/api/v1/calls", json=body, timeout=10)
-    assert r.status_code == 402 and r.json()["error"] == "payment_required"
-    assert not console.of("ring")  # no hold, no ring
-    r = requests.post(server.url + "/api/v1/calls", json={**body, "payment": {"order_id": order_id}}, timeout=10)
-    assert r.status_code == 201, r.text
-    created = r.json()
-    visitor = Participant("visitor", created["ws_url"], created["token"], created["ice_servers"])
-    await visitor.join()
-    ring = await console.wait("ring")
-    await console.send("accept", call_id=ring["call_id"])
-    accepted = await console.wait("accepted")
-    expert = Participant("expert", accepted["ws_url"], accepted["token"], accepted["ice_servers"])
-    await expert.join()
-    await asyncio.wait_for(asyncio.gather(visitor.connected.wait(), expert.connected.wait()), 15)
-    await visitor.socket.wait("active")
+    console, visitor, expert, created, _ = await start_call(server, order_id, refuse_unpaid=True)
     return console, visitor, expert, created
 
 

@@ -7,12 +7,10 @@ import asyncio
 import time
 
 import pytest
-import requests
 
 from callme import metering
 
 from .conftest import live_order, money_rows, paypal_app_of, seed_expert, stored_call
-from .peers import Socket, login
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.live]
 
@@ -25,29 +23,10 @@ def server(isolated, paypal, live_factory):
 
 
 async def start_call(server):
-    """Console online, visitor calls, expert accepts, media connects. Returns the pieces."""
-    from .rtc import Participant
+    """A paid call from Ray's site, up to both peers connected (rtc.start_call)."""
+    from . import rtc
 
-    console = await Socket.open(server.ws + "/ws/console", cookie=login(server.url, "ray@example.com", "password123"))
-    await console.send("presence", status="online")
-    await console.wait("presence")
-    order_id = live_order(server.url, server.emulator, "ray", 150)
-    r = requests.post(server.url + "/api/v1/calls", json={"expert": "ray", "price": {"amount": 150, "currency": "USD"},
-                                                          "payment": {"order_id": order_id}})
-    assert r.status_code == 201, r.text
-    created = r.json()
-    assert created["ice_servers"] == []
-    visitor = Participant("visitor", created["ws_url"], created["token"], created["ice_servers"])
-    await visitor.join()
-    ring = await console.wait("ring")
-    await console.send("accept", call_id=ring["call_id"])
-    accepted = await console.wait("accepted")
-    expert = Participant("expert", accepted["ws_url"], accepted["token"], accepted["ice_servers"])
-    await expert.join()
-    await asyncio.wait_for(asyncio.gather(visitor.connected.wait(), expert.connected.wait()), 15)
-    active = await visitor.socket.wait("active")
-    await expert.socket.wait("active")
-    return console, visitor, expert, created, active
+    return await rtc.start_call(server, live_order(server.url, server.emulator, "ray", 150))
 
 
 async def finish(console, *participants):
