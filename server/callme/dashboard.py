@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from . import earnings
+from .api import RECEIPT_MAX_AGE
 from .extensions import db
 from .models import Call, LedgerEntry, Payment, utcnow
 from .pages import check_csrf, content_security_policy, csrf_token
@@ -17,7 +18,6 @@ from .urls import current_expert, own_origin
 
 bp = Blueprint("dashboard", __name__)
 
-RECEIPT_MAX_AGE = 90 * 24 * 3600  # as the API's ?receipt= (api.RECEIPT_MAX_AGE)
 CHART_DAYS = 30
 
 

@@ -14,13 +14,15 @@ import logging
 import sqlalchemy as sa
 
 from . import payments
+from .earnings import SIGN
 from .extensions import db
 from .models import Call, LedgerEntry, utcnow
 
 log = logging.getLogger(__name__)
 
-EARNED = ("capture", "charge")
-GIVEN_BACK = ("refund", "reversal")
+# How each kind counts is decided once, in earnings.SIGN.
+EARNED = tuple(kind for kind, sign in SIGN.items() if sign > 0)
+GIVEN_BACK = tuple(kind for kind, sign in SIGN.items() if sign < 0)
 
 
 def settle(session, call):
