@@ -18,6 +18,8 @@ What it does, all on 127.0.0.1:
    (VmRSS, before any socket vs. all open) and its CPU (utime+stime) are read from /proc.
 5. Every visitor hangs up and must receive ``ended``; the server is stopped (always).
 
+The calls are free (price 0), so no PayPal hold is involved: the figures are signaling's own.
+
 The client runs in this process: its CPU use, its event loop's lag and the CPU used by everything
 else on the machine are printed too, because on a 2-core machine they compete with the worker.
 
@@ -52,7 +54,9 @@ sys.path.insert(0, os.path.join(ROOT, "server"))
 from callme.cli import gunicorn_argv  # noqa: E402
 
 PASSWORD = "bench-password"
-PRICE = 150
+# Free calls: this measures signaling. A paid call adds its PayPal hold before the ring (order,
+# approval, authorization), which bench/widget.py times in the browser against the emulator.
+PRICE = 0
 CURRENCY = "USD"
 SECRET = "bench-secret-key"
 HEARTBEAT = json.dumps({"type": "heartbeat"})
