@@ -648,12 +648,17 @@ class PayPalEmulator:
         self._orders[order.id] = order
         return 201, self._order_json(order, minimal=not representation)
 
-    def _order(self, client_id, order_id):
-        order = self._orders.get(order_id)
-        if order is None or order.app != client_id:
+    @staticmethod
+    def _owned(store, client_id, resource_id):
+        """A resource of this app, or PayPal's 404 (another app's resources do not exist for it)."""
+        resource = store.get(resource_id)
+        if resource is None or resource.app != client_id:
             raise PayPalFault(404, "INVALID_RESOURCE_ID", "Specified resource ID does not exist. Please check the "
                               "resource ID and try again.")
-        return order
+        return resource
+
+    def _order(self, client_id, order_id):
+        return self._owned(self._orders, client_id, order_id)
 
     def _get_order(self, client_id, body, representation, order_id):
         return 200, self._order_json(self._order(client_id, order_id))
@@ -711,10 +716,7 @@ class PayPalEmulator:
             auth.status = "EXPIRED"
 
     def _authorization(self, client_id, authorization_id):
-        auth = self._authorizations.get(authorization_id)
-        if auth is None or auth.app != client_id:
-            raise PayPalFault(404, "INVALID_RESOURCE_ID", "Specified resource ID does not exist. Please check the "
-                              "resource ID and try again.")
+        auth = self._owned(self._authorizations, client_id, authorization_id)
         self._refresh(auth)
         return auth
 
@@ -787,11 +789,7 @@ class PayPalEmulator:
     # -- captures and refunds --
 
     def _capture(self, client_id, capture_id):
-        capture = self._captures.get(capture_id)
-        if capture is None or capture.app != client_id:
-            raise PayPalFault(404, "INVALID_RESOURCE_ID", "Specified resource ID does not exist. Please check the "
-                              "resource ID and try again.")
-        return capture
+        return self._owned(self._captures, client_id, capture_id)
 
     def _get_capture(self, client_id, body, representation, capture_id):
         return 200, self._capture_json(self._capture(client_id, capture_id))
@@ -828,11 +826,7 @@ class PayPalEmulator:
         return 201, self._refund_json(refund, minimal=not representation)
 
     def _get_refund(self, client_id, body, representation, refund_id):
-        refund = self._refunds.get(refund_id)
-        if refund is None or refund.app != client_id:
-            raise PayPalFault(404, "INVALID_RESOURCE_ID", "Specified resource ID does not exist. Please check the "
-                              "resource ID and try again.")
-        return 200, self._refund_json(refund)
+        return 200, self._refund_json(self._owned(self._refunds, client_id, refund_id))
 
     # -- webhook verification --
 
