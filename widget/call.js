@@ -16,6 +16,16 @@ async function json(response) {
   }
 }
 
+/** POST a JSON body; resolves to {response, body} (body: the JSON answer or null). Rejects on network failure. */
+async function postJson(fetchImpl, path, payload) {
+  const response = await fetchImpl(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(payload),
+  });
+  return { response, body: await json(response) };
+}
+
 /** An `ended`-like frame from GET /api/v1/calls/<id>, when the socket could not deliver one. */
 function endedFromResult(result) {
   return {
@@ -173,12 +183,8 @@ export class VisitorCall extends CallState {
     let response;
     let body;
     try {
-      response = await this.fetchImpl("/api/v1/calls", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(P.createCallBody(this.handle, expert.price, this.origin, orderId)),
-      });
-      body = await json(response);
+      ({ response, body } = await postJson(this.fetchImpl, "/api/v1/calls",
+        P.createCallBody(this.handle, expert.price, this.origin, orderId)));
     } catch {
       this.dispatch({ type: "create_failed", status: 0, body: null });
       return;
@@ -215,12 +221,8 @@ export class VisitorCall extends CallState {
     let response;
     let body;
     try {
-      response = await this.fetchImpl("/api/v1/payments/orders", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(P.orderBody(this.handle, expert.price, this.origin)),
-      });
-      body = await json(response);
+      ({ response, body } = await postJson(this.fetchImpl, "/api/v1/payments/orders",
+        P.orderBody(this.handle, expert.price, this.origin)));
     } catch {
       return fail(0, null);
     }
