@@ -72,7 +72,7 @@ def connect_paypal(expert, emulator, config=None, webhook=True):
     """Give an expert their own PayPal app at the emulator and connect it. Returns the client id."""
     from flask import current_app
 
-    from callme.payments import set_paypal_credentials
+    from callme.paypal import set_paypal_credentials
 
     n = next(_seq)
     client_id, secret = f"app-{expert.handle}-{n}", f"secret-{expert.handle}-{n}"

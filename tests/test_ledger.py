@@ -5,7 +5,7 @@ from werkzeug.security import generate_password_hash
 
 from callme import models, payments
 from callme.extensions import db
-from callme.ledger import balance, earnings, holds_open, settle
+from callme.ledger import earnings, holds_open, settle
 from callme.models import AppendOnlyError, Call, LedgerEntry
 
 
@@ -134,7 +134,7 @@ def test_a_service_ended_call_is_settled_once(service, make_expert, make_call, c
     assert settle(db.session, service.get(call_id)) is None
     db.session.commit()
     assert [(r.amount_minor, r.currency, r.detail["minutes"]) for r in rows(("capture",))] == [(297, "EUR", 3)]
-    assert balance(expert_id) == {"EUR": 297}
+    assert earnings(expert_id) == {"EUR": 297}
 
 
 # ---- append-only ----------------------------------------------------------------------
@@ -203,7 +203,7 @@ def entry(expert, key, amount, currency, kind="capture"):
 
 def test_earnings_sum_per_currency_captures_less_money_given_back(make_expert):
     ray, ann = make_expert(price=0), make_expert(price=0)
-    assert balance(ray.id) == {}
+    assert earnings(ray.id) == {}
     entry(ray, "a", 150, "USD")
     entry(ray, "b", 300, "USD")
     entry(ray, "c", 99, "EUR")
@@ -215,11 +215,11 @@ def test_earnings_sum_per_currency_captures_less_money_given_back(make_expert):
     entry(ray, "i", 20, "USD", kind="charge")      # written before payments existed: still earned
     entry(ann, "j", 777, "USD")                    # another expert's money
     db.session.commit()
-    assert balance(ray.id) == earnings(ray.id) == {"USD": 320, "EUR": 99, "JPY": 1_000}
-    assert balance(ray.id, "USD") == {"USD": 320}
-    assert balance(ray.id, "GBP") == {}
-    assert balance(ann.id) == {"USD": 777}
-    assert all(type(v) is int for v in balance(ray.id).values())
+    assert earnings(ray.id) == {"USD": 320, "EUR": 99, "JPY": 1_000}
+    assert earnings(ray.id, "USD") == {"USD": 320}
+    assert earnings(ray.id, "GBP") == {}
+    assert earnings(ann.id) == {"USD": 777}
+    assert all(type(v) is int for v in earnings(ray.id).values())
 
 
 def test_earnings_from_settled_calls(app, make_expert, ended_call):
@@ -228,6 +228,6 @@ def test_earnings_from_settled_calls(app, make_expert, ended_call):
         payment = settle(db.session, ended_call(amount=amount, expert=expert))
         db.session.commit()
         payments.settle_payment(payment.id, app.config)
-    assert balance(expert.id) == {"USD": 900}
+    assert earnings(expert.id) == {"USD": 900}
     assert len(rows(("capture",))) == 3
     assert holds_open(expert.id) == {"USD": 0}

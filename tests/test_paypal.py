@@ -13,7 +13,8 @@ from callme import models, payments
 from callme.currency import EXPONENTS, CurrencyError, from_paypal_value, paypal_payable, to_paypal_value
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment, PayPalEvent
-from callme.paypal import PayPalError, check_credentials, decrypt_secret, encrypt_secret, forget_gateways
+from callme.paypal import (PayPalError, check_credentials, decrypt_secret, encrypt_secret, forget_gateways,
+                           set_paypal_credentials)
 
 API = "/api/v1"
 ORIGIN = "https://ray.example"
@@ -109,7 +110,7 @@ def test_an_explicit_fernet_key_is_used():
 def test_the_database_never_holds_the_secret(app, make_expert, emulator):
     expert = make_expert(price=0)
     emulator.add_app("app-enc", "very-secret-value")
-    payments.set_paypal_credentials(expert, "app-enc", "very-secret-value", "sandbox", "WH-1", app.config)
+    set_paypal_credentials(expert, "app-enc", "very-secret-value", "sandbox", "WH-1", app.config)
     with db.engine.connect() as c:
         dump = "\n".join(str(tuple(row)) for row in c.execute(sa.text("SELECT * FROM experts")))
     assert "app-enc" in dump and "very-secret-value" not in dump
@@ -151,7 +152,7 @@ def test_set_credentials_refuses_wrong_ones_and_keeps_the_old(app, make_expert, 
     expert = make_expert(price=150)
     before = (expert.paypal_client_id, expert.paypal_secret_enc, expert.paypal_version)
     with pytest.raises(PayPalError) as e:
-        payments.set_paypal_credentials(expert, "nobody", "nothing", "sandbox", None, app.config)
+        set_paypal_credentials(expert, "nobody", "nothing", "sandbox", None, app.config)
     assert e.value.code == "invalid_client"
     db.session.rollback()
     expert = db.session.get(Expert, expert.id)

@@ -134,9 +134,9 @@ def hold_for_call(expert, ref):
     if not ref:
         raise ApiError(402, "payment_required", "A paid call needs an approved PayPal hold: create one with "
                        "POST /api/v1/payments/orders.")
-    need = expert.cap_minutes * expert.price_minor
     try:
-        return payments.authorize_hold(expert, ref["order_id"], need, expert.currency, current_app.config)
+        return payments.authorize_hold(expert, ref["order_id"], expert.hold_minor, expert.currency,
+                                       current_app.config)
     except payments.PaymentRefused as e:
         db.session.rollback()
         raise ApiError(e.status, e.code, e.message) from None
@@ -157,7 +157,7 @@ def create_order():
     if not return_url.startswith(f"{own}/"):
         raise ApiError(422, "invalid", "Some fields are not valid.",
                        fields={"return_url": [f"Must be a page of {own}."]})
-    amount = expert.cap_minutes * expert.price_minor
+    amount = expert.hold_minor
     try:
         payment, order = payments.create_order(
             expert, amount, expert.currency, current_app.config, return_url=return_url,

@@ -98,7 +98,7 @@ def create_expert_command(email, handle, name, price, currency, free_seconds, ca
 @with_appcontext
 def expert_paypal_command(handle, client_id, secret, mode, webhook_id, no_check):
     """Connect an expert's own PayPal app (checked with PayPal; the secret stored encrypted)."""
-    from .payments import set_paypal_credentials
+    from .paypal import set_paypal_credentials
     from .paypal import PayPalError
 
     expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
@@ -190,7 +190,7 @@ def demo(bind, site_port, paypal_port):
         ray = create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
     emulator = None
     if not current_app.config.get("PAYPAL_BASE_URL"):
-        from .payments import set_paypal_credentials
+        from .paypal import set_paypal_credentials
         from .paypal_emulator import PayPalEmulator
 
         emulator = PayPalEmulator().start(host="127.0.0.1", port=paypal_port)

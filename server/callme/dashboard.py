@@ -7,12 +7,13 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from . import earnings
+from .ledger import rows_of_call
 from .api import RECEIPT_MAX_AGE
 from .extensions import db
 from .models import Call, LedgerEntry, Payment, utcnow
 from .pages import check_csrf, content_security_policy, csrf_token
 from .payments import unsettled
-from .paypal import MODES, PayPalError, check_credentials, decrypt_secret, set_paypal_credentials
+from .paypal import MODES, PayPalError, decrypt_secret, set_paypal_credentials
 from .tokens import TokenError, tokens_for
 from .urls import current_expert, own_origin
 
@@ -175,9 +176,7 @@ def _receipt(call_id):
     call = db.session.get(Call, call_id)
     if call is None:
         return None, (404, "call_not_found", "This call does not exist.")
-    rows = db.session.scalars(sa.select(LedgerEntry).outerjoin(Payment, Payment.id == LedgerEntry.payment_id)
-                              .where(sa.or_(LedgerEntry.call_id == call.id, Payment.call_id == call.id))
-                              .order_by(LedgerEntry.id)).all()
+    rows = rows_of_call(call.id)
     payment = db.session.scalar(sa.select(Payment).where(Payment.call_id == call.id))
     return earnings.receipt(call, call.expert.display_name, rows,
                             capture_id=payment.capture_id if payment is not None else None), None
@@ -259,15 +258,9 @@ def paypal_settings():
             secret = decrypt_secret(current_app.config, expert.paypal_secret_enc)
         except PayPalError as e:
             return _paypal_form(expert, 400, f"{e.message} Enter the secret again.", form=sent)
-    try:
-        check_credentials(client_id, secret, mode, current_app.config.get("PAYPAL_BASE_URL"),
-                          current_app.config.get("PAYPAL_TIMEOUT", 15))
+    try:  # checked with PayPal (a token is fetched) before anything is stored
+        set_paypal_credentials(expert, client_id, secret, mode, webhook_id, current_app.config)
     except PayPalError as e:
         db.session.rollback()
         return _paypal_form(expert, 503 if e.transient else 400, e.message, form=sent)
-    try:
-        set_paypal_credentials(expert, client_id, secret, mode, webhook_id, current_app.config, check=False)
-    except PayPalError as e:
-        db.session.rollback()
-        return _paypal_form(expert, 400, e.message, form=sent)
     return redirect(url_for("dashboard.paypal_settings", saved=1))

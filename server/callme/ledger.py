@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from . import payments
 from .earnings import SIGN
 from .extensions import db
-from .models import Call, LedgerEntry, utcnow
+from .models import Call, LedgerEntry, Payment, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ def settle(session, call):
 
 def rows_of_call(call_id):
     """A call's ledger rows, oldest first: its payment's too (the hold predates the call)."""
-    from .models import Payment
-
     paid_by = sa.select(Payment.id).where(Payment.call_id == call_id).scalar_subquery()
     return db.session.scalars(sa.select(LedgerEntry).where(
         (LedgerEntry.call_id == call_id) | (LedgerEntry.payment_id == paid_by)).order_by(LedgerEntry.id)).all()
@@ -66,13 +64,8 @@ def earnings(expert_id, currency=None):
     return {cur: int(total) for cur, total in q.group_by(LedgerEntry.currency)}
 
 
-balance = earnings
-
-
 def holds_open(expert_id):
     """Holds not yet captured or released, per currency (0 once everything is settled)."""
-    from .models import Payment
-
     sign = sa.case((LedgerEntry.kind == "hold", LedgerEntry.amount_minor), else_=-LedgerEntry.amount_minor)
     q = db.session.query(LedgerEntry.currency, sa.func.sum(sign)).join(
         Payment, Payment.id == LedgerEntry.payment_id).filter(

@@ -11,6 +11,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 
 HANDLE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# What callme accepts as a PayPal order id, wherever one comes in (API bodies, PayPal's return).
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # First path segments callme serves itself: an expert's page /<handle> must never shadow them.
 RESERVED_HANDLES = frozenset(
     "api ws w widget embed login logout console dashboard receipts paypal healthz static admin "
@@ -77,6 +79,11 @@ class Expert(db.Model):
     @property
     def paypal_connected(self):
         return bool(self.paypal_client_id and self.paypal_secret_enc)
+
+    @property
+    def hold_minor(self):
+        """What a paid call's PayPal hold covers: the longest call (the cap) at the price."""
+        return self.cap_minutes * self.price_minor
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)

@@ -2,14 +2,13 @@
 and the expert's public page (the unique URL)."""
 import hmac
 import os
-import re
 import secrets
 
 from flask import (Blueprint, abort, current_app, redirect, render_template, request, send_from_directory,
                    session, url_for)
 
 from .extensions import db
-from .models import Expert
+from .models import ORDER_ID_RE, Expert
 from .urls import current_expert, own_origin
 
 bp = Blueprint("pages", __name__)
@@ -126,7 +125,6 @@ PAYPAL_PAGES = {
     "return": ("approved", "Approved", "Thank you. Go back to the call window: it is ringing now."),
     "cancel": ("cancelled", "Payment cancelled", "Nothing was charged. You can close this window."),
 }
-ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 @bp.get("/paypal/<step>")

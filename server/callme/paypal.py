@@ -331,16 +331,10 @@ def forget_gateways():
 
 
 def check_credentials(client_id, secret, mode, base_url=None, timeout=15):
-    """Fetch a token with these credentials: None when PayPal takes them, PayPalError when not."""
+    """Fetch a token with these credentials: None when PayPal takes them, PayPalError when not.
+    ``base_url`` replaces PayPal's address (PAYPAL_BASE_URL), as for every Gateway."""
     if not client_id or not secret:
         raise PayPalError("invalid_client", "Enter both the client id and the secret of your PayPal REST app.")
-    if base_url is None:
-        try:
-            from flask import current_app
-
-            base_url = current_app.config.get("PAYPAL_BASE_URL")
-        except RuntimeError:
-            base_url = None
     Gateway(client_id, secret, mode, base_url, timeout).check()
 
 

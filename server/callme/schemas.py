@@ -1,7 +1,7 @@
 """Request and response bodies of the JSON API; the OpenAPI document is built from these."""
 from marshmallow import Schema, fields, validate
 
-from .models import CALL_KINDS, HANDLE_RE
+from .models import CALL_KINDS, HANDLE_RE, ORDER_ID_RE
 
 MAX_PRICE = 10_000_000  # minor units per minute
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
@@ -13,7 +13,7 @@ class PriceSchema(Schema):
     currency = fields.String(required=True, validate=CURRENCY)
 
 
-ORDER_ID = validate.Regexp(r"^[A-Za-z0-9-]{1,64}$", error="Not a PayPal order id.")
+ORDER_ID = validate.Regexp(ORDER_ID_RE, error="Not a PayPal order id.")
 
 
 class PaymentRefSchema(Schema):
