@@ -22,7 +22,7 @@ from callme.config import Config
 
 
 def _diagnose():
-    from callme.calls import CallService
+    from callme.calls.lifecycle import CallService
 
     tick = CallService.tick
 

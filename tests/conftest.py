@@ -7,7 +7,7 @@ from callme import create_app
 from callme.cli import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
-from callme.ledger import rows_of_call
+from callme.money.ledger import rows_of_call
 from callme.models import Call, Payment
 
 _seq = itertools.count(1)
@@ -34,7 +34,7 @@ def clock():
 
 def start_emulator():
     """A PayPal emulator on loopback (a real HTTP server), started in this network namespace."""
-    from callme.paypal_emulator import PayPalEmulator
+    from callme.dev.paypal_emulator import PayPalEmulator
 
     return PayPalEmulator().start(host="127.0.0.1", port=0)
 
@@ -72,7 +72,7 @@ def connect_paypal(expert, emulator, config=None, webhook=True):
     """Give an expert their own PayPal app at the emulator and connect it. Returns the client id."""
     from flask import current_app
 
-    from callme.paypal import set_paypal_credentials
+    from callme.money.paypal import set_paypal_credentials
 
     n = next(_seq)
     client_id, secret = f"app-{expert.handle}-{n}", f"secret-{expert.handle}-{n}"
@@ -132,7 +132,7 @@ def make_expert(app, emulator):
 @pytest.fixture
 def make_hold(app, emulator):
     """An approved and authorized PayPal hold for a call with ``expert`` (cap x price)."""
-    from callme import payments
+    from callme.money import payments
 
     def make(expert, approve=True):
         amount = expert.cap_minutes * expert.price_minor

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
-from callme import dashboard
-from callme.earnings import from_ms
+from callme.web import dashboard
+from callme.money.earnings import from_ms
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment
-from callme.paypal import decrypt_secret
-from callme.tokens import tokens_for
+from callme.money.paypal import decrypt_secret
+from callme.calls.tokens import tokens_for
 
 from .test_widget import TEMPLATES, Markup, read
 
@@ -393,9 +393,9 @@ def test_no_expert_sees_another_experts_data(app, client, clock, make_expert):
 ])
 def test_a_settled_paid_call_on_the_dashboard_receipt_and_csv(app, client, clock, emulator, make_expert, make_hold,
                                                                currency, price, minutes, declined):
-    from callme import payments
-    from callme.ledger import earnings as ledger_earnings
-    from callme.ledger import settle
+    from callme.money import payments
+    from callme.money.ledger import earnings as ledger_earnings
+    from callme.money.ledger import settle
 
     expert = make_expert("ray", price=price, currency=currency)
     hold = make_hold(expert)

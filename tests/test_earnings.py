@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from callme import earnings
+from callme.money import earnings
 from callme.extensions import db
 from callme.models import Call, LedgerEntry
 

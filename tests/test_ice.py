@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from callme.ice import ice_servers, turn_credentials
+from callme.calls.ice import ice_servers, turn_credentials
 
 # Known answers computed outside Python:
 #   printf '%s' "$username" | openssl dgst -sha1 -hmac "$secret" -binary | base64

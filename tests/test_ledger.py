@@ -3,9 +3,10 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from callme import models, payments
+from callme import models
+from callme.money import payments
 from callme.extensions import db
-from callme.ledger import earnings, holds_open, settle
+from callme.money.ledger import earnings, holds_open, settle
 from callme.models import AppendOnlyError, Call, LedgerEntry
 
 

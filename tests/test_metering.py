@@ -4,9 +4,9 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from callme import models
-from callme.calls import CallService
+from callme.calls.lifecycle import CallService
 from callme.extensions import db
-from callme.metering import MINUTE_MS, Bill, Terms, bill, billed_minutes, due_warnings, meter, silent_since
+from callme.calls.metering import MINUTE_MS, Bill, Terms, bill, billed_minutes, due_warnings, meter, silent_since
 from callme.models import Call, LedgerEntry
 
 USD = Terms(price_minor=150, currency="USD", free_seconds=60, cap_minutes=60)

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from callme import metering
-from callme.currency import from_paypal_value
+from callme.calls import metering
+from callme.money.currency import from_paypal_value
 
 from .conftest import money_rows, paypal_app_of, seed_expert, stored_call, stored_payment
 

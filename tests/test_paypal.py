@@ -9,11 +9,12 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from callme import models, payments
-from callme.currency import EXPONENTS, CurrencyError, from_paypal_value, paypal_payable, to_paypal_value
+from callme import models
+from callme.money import payments
+from callme.money.currency import EXPONENTS, CurrencyError, from_paypal_value, paypal_payable, to_paypal_value
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment, PayPalEvent
-from callme.paypal import (PayPalError, check_credentials, decrypt_secret, encrypt_secret, forget_gateways,
+from callme.money.paypal import (PayPalError, check_credentials, decrypt_secret, encrypt_secret, forget_gateways,
                            set_paypal_credentials)
 
 API = "/api/v1"
@@ -174,7 +175,7 @@ def test_cli_connects_paypal(app, runner, make_expert, emulator):
 
 
 def test_one_sdk_client_per_expert_reused(app, make_expert, emulator):
-    from callme.paypal import gateway_for
+    from callme.money.paypal import gateway_for
 
     from .conftest import connect_paypal
 
@@ -313,7 +314,7 @@ def test_free_expert_needs_no_payment(client, make_expert):
 
 def authorize_directly(expert, order_id, app):
     """The order authorized at PayPal by someone else (so we can spoil the authorization)."""
-    from callme.paypal import gateway_for
+    from callme.money.paypal import gateway_for
 
     order = gateway_for(expert, app.config).authorize_order(order_id, request_id=f"authorize-{order_id}")
     return order["purchase_units"][0]["payments"]["authorizations"][0]["id"]
@@ -347,7 +348,7 @@ def test_paid_call_refusals(app, client, make_expert, approved_order, emulator, 
         order_id = approved_order("ray", 150, approve=False)
     elif case in ("expired authorization", "partially captured authorization", "voided authorization"):
         order_id = approved_order("ray", 150)
-        from callme.paypal import gateway_for
+        from callme.money.paypal import gateway_for
 
         auth_id = authorize_directly(ray, order_id, app)
         gateway = gateway_for(ray, app.config)

@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 from apimatic_core.exceptions.auth_validation_exception import AuthValidationException
-from callme.paypal_emulator import PayPalEmulator, PayPalFault, parse_amount
+from callme.dev.paypal_emulator import PayPalEmulator, PayPalFault, parse_amount
 from paypalserversdk.configuration import Configuration, Environment, Server
 from paypalserversdk.exceptions.error_exception import ErrorException
 from paypalserversdk.exceptions.o_auth_provider_exception import OAuthProviderException
@@ -527,7 +527,7 @@ def test_main_serves_and_prints_its_url(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "callme.paypal_emulator", "--port", "0", "--app", "cli:cli-secret"],
+    proc = subprocess.Popen([sys.executable, "-m", "callme.dev.paypal_emulator", "--port", "0", "--app", "cli:cli-secret"],
                             stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()

@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from callme import create_app
-from callme.calls import CallError
+from callme.calls.lifecycle import CallError
 from callme.cli import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
-from callme.ledger import settle
+from callme.money.ledger import settle
 from callme.models import Call, LedgerEntry
 
 from .conftest import Clock, connect_paypal, seed_expert
@@ -60,7 +60,7 @@ def pg_app(pg_url, emulator):
 
 
 def hold(app, emulator, expert):
-    from callme import payments
+    from callme.money import payments
 
     payment, _ = payments.create_order(expert, expert.cap_minutes * expert.price_minor, expert.currency, app.config)
     emulator.approve(payment.order_id)

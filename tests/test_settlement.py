@@ -6,10 +6,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import generate_password_hash
 
-from callme import models, payments
-from callme.currency import from_paypal_value
+from callme import models
+from callme.money import payments
+from callme.money.currency import from_paypal_value
 from callme.extensions import db
-from callme.ledger import earnings, holds_open, rows_of_call, settle
+from callme.money.ledger import earnings, holds_open, rows_of_call, settle
 from callme.models import LedgerEntry, Payment, PayPalEvent
 
 API = "/api/v1"
@@ -263,7 +264,7 @@ def test_refund_of_a_paid_call_and_its_webhook_applied_once(app, client, talk, e
 def test_refund_made_at_paypal_arrives_by_webhook(app, client, talk, emulator):
     expert, call = talk(61_000)
     payment = payment_of(call.id)
-    from callme.paypal import gateway_for
+    from callme.money.paypal import gateway_for
 
     refund = gateway_for(expert, app.config).refund_capture(payment.capture_id, 100, "USD", request_id="at-paypal")
     assert webhook(client, emulator, expert, "PAYMENT.CAPTURE.REFUNDED", refund, times=2) == ["applied", "duplicate"]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from callme.signaling import CALL_FRAMES, CONSOLE_FRAMES, PC_STATES, Frame, FrameError, build, error, parse
+from callme.calls.frames import CALL_FRAMES, CONSOLE_FRAMES, PC_STATES, Frame, FrameError, build, error, parse
 
 MAX = 64 * 1024
 

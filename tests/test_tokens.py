@@ -4,7 +4,7 @@ import secrets
 import pytest
 from itsdangerous import URLSafeTimedSerializer, timed
 
-from callme.tokens import CALL_SALT, RECEIPT_SALT, CallGrant, TokenError, Tokens, tokens_for
+from callme.calls.tokens import CALL_SALT, RECEIPT_SALT, CallGrant, TokenError, Tokens, tokens_for
 
 KEY, OLD_KEY, OTHER_KEY = "k-new-0123456789", "k-old-0123456789", "k-other-012345678"
 TTL = 120

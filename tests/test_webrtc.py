@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from callme import metering
+from callme.calls import metering
 
 from .conftest import live_order, money_rows, paypal_app_of, seed_expert, stored_call
 

@@ -28,11 +28,15 @@ def create_app(config=None):
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import api, cli, dashboard, errors, pages, sockets
+    from . import cli, errors
+    from .web import widget_api as api
+    from .web import account, console, dashboard
+    from .web import public as pages
+    from .realtime import sockets
     from .bus import InProcessBus
-    from .calls import CallService
-    from .clock import Clock
-    from .payments import Settler
+    from .calls.lifecycle import CallService
+    from .calls.clock import Clock
+    from .money.payments import Settler
     from .ratelimit import RateLimiter
 
     bus = InProcessBus()
@@ -46,6 +50,8 @@ def create_app(config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(sockets.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
     cli.init_app(app)

@@ -13,7 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from .extensions import db
 from .models import HANDLE_RE, RESERVED_HANDLES, Expert
-from .schemas import MAX_PRICE
+from .web.schemas import MAX_PRICE
 
 CURRENCY_HELP = "ISO 4217 code, e.g. USD"
 
@@ -98,8 +98,8 @@ def create_expert_command(email, handle, name, price, currency, free_seconds, ca
 @with_appcontext
 def expert_paypal_command(handle, client_id, secret, mode, webhook_id, no_check):
     """Connect an expert's own PayPal app (checked with PayPal; the secret stored encrypted)."""
-    from .paypal import set_paypal_credentials
-    from .paypal import PayPalError
+    from .money.paypal import set_paypal_credentials
+    from .money.paypal import PayPalError
 
     expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
     if expert is None:
@@ -122,7 +122,7 @@ def payments_group():
 @with_appcontext
 def payments_retry_command(everything):
     """Settle the payments whose capture or void failed before."""
-    from .payments import retry_due
+    from .money.payments import retry_due
 
     results = retry_due(current_app.config, everything=everything)
     for payment_id, state in results.items():
@@ -136,7 +136,7 @@ def payments_retry_command(everything):
 def payments_list_command(handle):
     """The payments that are not settled yet."""
     from .models import Payment
-    from .payments import UNSETTLED
+    from .money.payments import UNSETTLED
 
     q = db.select(Payment).where(Payment.state.in_(UNSETTLED)).order_by(Payment.id)
     if handle:
@@ -190,8 +190,8 @@ def demo(bind, site_port, paypal_port):
         ray = create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
     emulator = None
     if not current_app.config.get("PAYPAL_BASE_URL"):
-        from .paypal import set_paypal_credentials
-        from .paypal_emulator import PayPalEmulator
+        from .money.paypal import set_paypal_credentials
+        from .dev.paypal_emulator import PayPalEmulator
 
         emulator = PayPalEmulator().start(host="127.0.0.1", port=paypal_port)
         current_app.config["PAYPAL_BASE_URL"] = emulator.url

@@ -1,4 +1,4 @@
-"""One error shape: JSON for the API and socket paths, HTML elsewhere."""
+"""One error type, mapped once: JSON for the API and socket paths, an HTML page elsewhere."""
 import logging
 
 from flask import jsonify, render_template_string, request
@@ -9,13 +9,29 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error answered as ``{"error": code, "message": ..., "fields": {...}}``."""
+class CallmeError(Exception):
+    """A refusal with a code, a message for people and the HTTP status that answers it.
+
+    Domain errors (a call that cannot be made, a payment refused, a bad token) subclass it,
+    so a view lets them rise and the handler below answers them; sockets send them as
+    ``error`` frames with the same code and message.
+    """
+
+    status = 400
+
+    def __init__(self, code, message, status=None, fields=None, headers=None, extra=None):
+        super().__init__(message)
+        self.code, self.message = code, message
+        if status is not None:
+            self.status = status
+        self.fields, self.headers, self.extra = fields, headers or {}, extra or {}
+
+
+class ApiError(CallmeError):
+    """An error raised by a view: ``ApiError(status, code, message)``."""
 
     def __init__(self, status, code, message, fields=None, headers=None, extra=None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields, self.headers, self.extra = fields, headers or {}, extra or {}
+        super().__init__(code, message, status=status, fields=fields, headers=headers, extra=extra)
 
 
 def _wants_json():
@@ -35,9 +51,12 @@ PAGE = """<!doctype html><meta charset="utf-8"><title>{{ status }} {{ name }}</t
 
 
 def init_app(app):
-    @app.errorhandler(ApiError)
-    def api_error(e):
-        return _json(e.status, e.code, e.message, e.fields, e.headers, e.extra)
+    @app.errorhandler(CallmeError)
+    def callme_error(e):
+        if _wants_json():
+            return _json(e.status, e.code, e.message, e.fields, e.headers, e.extra)
+        return render_template_string(PAGE, status=e.status, name=e.code.replace("_", " ").capitalize(),
+                                      message=e.message), e.status, e.headers
 
     @app.errorhandler(HTTPException)
     def http_error(e):

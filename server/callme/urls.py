@@ -1,10 +1,7 @@
 """The server's own origin and the URLs it hands out."""
 from urllib.parse import urlsplit
 
-from flask import current_app, request, session
-
-from .extensions import db
-from .models import Expert
+from flask import current_app, request
 
 
 def own_origin():
@@ -17,9 +14,3 @@ def ws_url(call_id):
     origin = own_origin()
     scheme = "wss" if origin.startswith("https:") else "ws"
     return f"{scheme}://{urlsplit(origin).netloc}/ws/calls/{call_id}"
-
-
-def current_expert():
-    """The expert logged in on this session, or None."""
-    expert_id = session.get("expert_id")
-    return db.session.get(Expert, expert_id) if isinstance(expert_id, int) else None

@@ -10,11 +10,12 @@ import time
 
 import sqlalchemy as sa
 
-from . import metering, signaling
-from .extensions import db
+from . import metering
+from . import frames as signaling
+from ..extensions import db
 from .ice import ice_servers
-from .ledger import settle
-from .models import OPEN_STATES, Call, Payment, new_call_id
+from ..money.ledger import settle
+from ..models import OPEN_STATES, Call, Payment, new_call_id
 from .tokens import tokens_for
 
 log = logging.getLogger(__name__)

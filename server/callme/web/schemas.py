@@ -1,7 +1,10 @@
 """Request and response bodies of the JSON API; the OpenAPI document is built from these."""
-from marshmallow import Schema, fields, validate
+from flask import request
+from marshmallow import Schema, ValidationError, fields, validate
 
-from .models import CALL_KINDS, HANDLE_RE, ORDER_ID_RE
+from ..errors import ApiError
+
+from ..models import CALL_KINDS, HANDLE_RE, ORDER_ID_RE
 
 MAX_PRICE = 10_000_000  # minor units per minute
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
@@ -133,3 +136,16 @@ class ErrorSchema(Schema):
     error = fields.String(required=True)
     message = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields")
+
+
+def load_json(schema):
+    """Validate the JSON body: 400 when it is not a JSON object, 422 when fields are wrong."""
+    if not request.is_json:
+        raise ApiError(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "The body is not a JSON object.")
+    try:
+        return schema.load(data)
+    except ValidationError as e:
+        raise ApiError(422, "invalid", "Some fields are not valid.", fields=e.messages) from None

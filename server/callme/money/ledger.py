@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from . import payments
 from .earnings import SIGN
-from .extensions import db
-from .models import Call, LedgerEntry, Payment, utcnow
+from ..extensions import db
+from ..models import Call, LedgerEntry, Payment, utcnow
 
 log = logging.getLogger(__name__)
 

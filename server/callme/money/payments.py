@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from .currency import CurrencyError, paypal_payable
-from .extensions import db
-from .models import LedgerEntry, Payment, PayPalEvent, utcnow
+from ..extensions import db
+from ..models import LedgerEntry, Payment, PayPalEvent, utcnow
 from .paypal import PayPalError, amount_of, gateway_for, order_payments
 
 log = logging.getLogger(__name__)

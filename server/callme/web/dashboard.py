@@ -6,16 +6,16 @@ import io
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
-from . import earnings
-from .ledger import rows_of_call
-from .api import RECEIPT_MAX_AGE
-from .extensions import db
-from .models import Call, LedgerEntry, Payment, utcnow
-from .pages import check_csrf, content_security_policy, csrf_token
-from .payments import unsettled
-from .paypal import MODES, PayPalError, decrypt_secret, set_paypal_credentials
-from .tokens import TokenError, tokens_for
-from .urls import current_expert, own_origin
+from ..money import earnings
+from ..money.ledger import rows_of_call
+from .widget_api import RECEIPT_MAX_AGE
+from ..extensions import db
+from ..models import Call, LedgerEntry, Payment, utcnow
+from ..money.payments import unsettled
+from ..money.paypal import MODES, PayPalError, decrypt_secret, set_paypal_credentials
+from ..calls.tokens import TokenError, tokens_for
+from ..security import check_csrf, content_security_policy, csrf_token, current_expert
+from ..urls import own_origin
 
 bp = Blueprint("dashboard", __name__)
 
@@ -121,7 +121,7 @@ def dashboard():
     """Earnings, the chart, the calls (paginated), unsettled payments."""
     expert = current_expert()
     if expert is None:
-        return redirect(url_for("pages.login"))
+        return redirect(url_for("account.login"))
     now = now_utc()
     rows = _earning_rows(expert.id)
     totals = earnings.totals(rows, now)
@@ -148,7 +148,7 @@ def calls_csv():
     """All the expert's calls, oldest first, as CSV."""
     expert = current_expert()
     if expert is None:
-        return redirect(url_for("pages.login"))
+        return redirect(url_for("account.login"))
     calls = db.session.scalars(sa.select(Call).where(Call.expert_id == expert.id)
                                .order_by(Call.created_ms, Call.id)).all()
     out = io.StringIO()
@@ -241,7 +241,7 @@ def paypal_settings():
     """The expert's own PayPal REST app: checked with PayPal before it is stored."""
     expert = current_expert()
     if expert is None:
-        return redirect(url_for("pages.login"))
+        return redirect(url_for("account.login"))
     if request.method == "GET":
         return _paypal_form(expert, saved=request.args.get("saved") == "1")
     check_csrf()

@@ -9,8 +9,8 @@ import logging
 import threading
 import time
 
-from .bus import InProcessBus, LeaseError, claim_lease, holder_id
-from .extensions import db
+from ..bus import InProcessBus, LeaseError, claim_lease, holder_id
+from ..extensions import db
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,12 @@ import threading
 from flask import Blueprint, current_app, request
 from simple_websocket import ConnectionClosed
 
-from . import signaling
-from .calls import CallError, call_channel, expert_channel, other
-from .extensions import db, sock
-from .tokens import TokenError
-from .urls import current_expert, own_origin, ws_url
+from ..calls import frames as signaling
+from ..calls.lifecycle import CallError, call_channel, expert_channel, other
+from ..extensions import db, sock
+from ..calls.tokens import TokenError
+from ..security import current_expert
+from ..urls import own_origin, ws_url
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sockets", __name__)

@@ -367,8 +367,8 @@ def approve_url(order):
 def set_paypal_credentials(expert, client_id, secret, mode, webhook_id=None, config=None, check=True):
     """Store an expert's own PayPal REST app: checked with PayPal first (a token is fetched;
     PayPalError when refused, nothing stored then), the secret encrypted at rest."""
-    from .extensions import db
-    from .models import utcnow
+    from ..extensions import db
+    from ..models import utcnow
 
     if config is None:
         from flask import current_app

@@ -2,21 +2,21 @@
 import json
 import logging
 
-from flask import Blueprint, current_app, jsonify, request, session
-from marshmallow import ValidationError
+from flask import Blueprint, current_app, jsonify, request
 
-from . import payments
-from .calls import CallError
-from .currency import EXPONENTS, PAYPAL_CURRENCIES, PAYPAL_WHOLE_UNITS
-from .errors import ApiError
-from .extensions import db
-from .models import Call, Expert
+from ..money import payments
+from ..calls.lifecycle import CallError
+from ..money.currency import EXPONENTS, PAYPAL_CURRENCIES, PAYPAL_WHOLE_UNITS
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Call, Expert
 from .openapi import openapi_document
-from .paypal import PayPalError, approve_url, gateway_for
-from .schemas import (CallCreatedSchema, CallStateSchema, CreateCallSchema, CreateOrderSchema, ExpertSchema,
-                      LoginSchema, OrderCreatedSchema, StatusSchema)
-from .tokens import TokenError
-from .urls import current_expert, own_origin, ws_url
+from ..money.paypal import PayPalError, approve_url, gateway_for
+from .limits import limit
+from .schemas import (CallCreatedSchema, CallStateSchema, CreateCallSchema, CreateOrderSchema, OrderCreatedSchema,
+                      StatusSchema, load_json)
+from ..calls.tokens import TokenError
+from ..urls import own_origin, ws_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -28,28 +28,8 @@ def service():
     return current_app.extensions["callme.calls"]
 
 
-def load_json(schema):
-    """Validate the JSON body: 400 when it is not a JSON object, 422 when fields are wrong."""
-    if not request.is_json:
-        raise ApiError(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "The body is not a JSON object.")
-    try:
-        return schema.load(data)
-    except ValidationError as e:
-        raise ApiError(422, "invalid", "Some fields are not valid.", fields=e.messages) from None
-
-
 def origin_allowed(expert, origin):
     return origin == own_origin() or origin in (expert.allowed_origins or [])
-
-
-def limit(rule_name, key):
-    wait = current_app.extensions["callme.limiter"].hit(key, current_app.config[rule_name])
-    if wait:
-        raise ApiError(429, "rate_limited", f"Too many attempts; try again in {wait} seconds.",
-                       headers={"Retry-After": str(wait)})
 
 
 def expert_or_404(handle):
@@ -253,43 +233,6 @@ def payment_json(payment):
         return None
     return {"state": payment.state, "amount": payment.amount_minor, "captured": payment.captured_minor,
             "capture_id": payment.capture_id, "currency": payment.currency}
-
-
-@bp.post("/session")
-def login():
-    """Log an expert in: sets an HttpOnly session cookie."""
-    data = load_json(LoginSchema())
-    limit("RATE_LIMIT_LOGIN", f"login:{request.remote_addr}")
-    expert = db.session.scalar(db.select(Expert).filter_by(email=data["email"].lower()))
-    if expert is None or not expert.check_password(data["password"]):
-        raise ApiError(401, "bad_credentials", "The email or password is wrong.")
-    session.clear()
-    session["expert_id"] = expert.id
-    session.permanent = True
-    return jsonify(expert_json(expert))
-
-
-@bp.get("/session")
-def whoami():
-    expert = current_expert()
-    if expert is None:
-        raise ApiError(401, "not_logged_in", "Log in first.")
-    return jsonify(expert_json(expert))
-
-
-@bp.delete("/session")
-def logout():
-    session.clear()
-    return "", 204
-
-
-def expert_json(expert):
-    return ExpertSchema().dump({
-        "id": expert.id, "handle": expert.handle, "display_name": expert.display_name, "email": expert.email,
-        "price": {"amount": expert.price_minor, "currency": expert.currency},
-        "free_seconds": expert.free_seconds, "cap_minutes": expert.cap_minutes,
-        "allowed_origins": expert.allowed_origins or [],
-    })
 
 
 @bp.get("/openapi.json")

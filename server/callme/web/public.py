@@ -1,43 +1,19 @@
-"""Pages people open: the embed loader, the call widget, the expert's login and console,
+"""Public pages: the embed loader, the call widget, callme's pages in the PayPal window,
 and the expert's public page (the unique URL)."""
-import hmac
 import os
-import secrets
 
-from flask import (Blueprint, abort, current_app, redirect, render_template, request, send_from_directory,
-                   session, url_for)
+from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
-from .extensions import db
-from .models import ORDER_ID_RE, Expert
-from .urls import current_expert, own_origin
+from ..extensions import db
+from ..models import ORDER_ID_RE, Expert
+from ..security import content_security_policy
+from ..urls import own_origin
 
 bp = Blueprint("pages", __name__)
 
 
 def assets_dir(name):
     return os.path.join(current_app.config["ASSETS_DIR"], name)
-
-
-def csrf_token():
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def check_csrf():
-    sent = request.form.get("csrf", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-        abort(400, "The form expired; reload the page and try again.")
-
-
-def content_security_policy(frame_ancestors):
-    origin = own_origin()
-    ws = origin.replace("http", "ws", 1)
-    return "; ".join([
-        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
-        "media-src 'self' blob: mediastream:", f"connect-src 'self' {ws}", "base-uri 'none'", "form-action 'self'",
-        "frame-ancestors " + " ".join(frame_ancestors),
-    ])
 
 
 @bp.get("/embed.js")
@@ -70,53 +46,6 @@ def widget(handle):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "strict-origin"
     response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), display-capture=(self)"
-    return response
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    error = None
-    if request.method == "POST":
-        check_csrf()
-        from .api import limit
-        from .errors import ApiError
-
-        try:
-            limit("RATE_LIMIT_LOGIN", f"login:{request.remote_addr}")
-        except ApiError as e:
-            return render_template("login.html", error=e.message, csrf=csrf_token()), 429
-        email = request.form.get("email", "").strip().lower()[:254]
-        expert = db.session.scalar(db.select(Expert).filter_by(email=email)) if email else None
-        if expert is None or not expert.check_password(request.form.get("password", "")[:256]):
-            error = "The email or password is wrong."
-        else:
-            session.clear()
-            session["expert_id"] = expert.id
-            session.permanent = True
-            return redirect(url_for("pages.console"))
-    status = 401 if error else 200
-    response = current_app.make_response((render_template("login.html", error=error, csrf=csrf_token()), status))
-    response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
-    return response
-
-
-@bp.post("/logout")
-def logout():
-    check_csrf()
-    session.clear()
-    return redirect(url_for("pages.login"))
-
-
-@bp.get("/console")
-def console():
-    """The expert console: presence, rings, the call, the snippet."""
-    expert = current_expert()
-    if expert is None:
-        return redirect(url_for("pages.login"))
-    response = current_app.make_response(render_template("console.html", expert=expert, csrf=csrf_token(),
-                                                         origin=own_origin()))
-    response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
