@@ -12,13 +12,7 @@ import sqlalchemy as sa
 from callme.bus import LEASE_TTL_MS, InProcessBus, LeaseError, _pid_alive, claim_lease, holder_id
 from callme.models import BusLease
 
-
-class Seconds:
-    def __init__(self, now=1_000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from .conftest import Seconds
 
 
 @pytest.fixture
@@ -292,3 +286,52 @@ def test_a_concurrent_first_claim_is_refused(engine, monkeypatch):
         monkeypatch.setattr(c, "execute", execute)
         with pytest.raises(LeaseError):
             claim_lease(c, holder_id(), NOW)
+
+
+# ---- the factory, and what it says about several processes (defect 15) ----------------
+
+def test_make_bus_gives_the_in_process_bus_whatever_redis_url_says():
+    from callme.bus import make_bus
+
+    for config in ({}, {"REDIS_URL": None}, {"REDIS_URL": "redis://127.0.0.1:6379/0"}):
+        bus = make_bus(config)
+        assert isinstance(bus, InProcessBus) and bus.several_processes is False
+
+
+@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:6379/0"])
+def test_serve_refuses_several_workers_without_a_shared_bus(app, runner, monkeypatch, redis_url):
+    import flask_migrate
+
+    started = []
+    monkeypatch.setattr(os, "execv", lambda *argv: started.append(argv))
+    monkeypatch.setattr(flask_migrate, "upgrade", lambda *a, **k: None)
+    app.config["REDIS_URL"] = redis_url
+    result = runner.invoke(args=["serve", "--workers", "2"])
+    assert result.exit_code == 2 and started == []
+    assert "one worker" in result.output and "in-process" in result.output
+    if redis_url:
+        assert "REDIS_URL" in result.output  # says why setting it does not help
+
+
+def test_the_in_process_bus_holds_the_lease_itself(app):
+    from callme.extensions import db
+
+    bus = app.extensions["callme.bus"]
+    bus.hold_lease()
+    with db.engine.connect() as c:
+        assert c.execute(sa.text("SELECT holder FROM bus_lease")).scalar() == holder_id()
+
+
+# ---- sets whose members expire one by one (presence per console) ----------------------
+
+def test_members_expire_one_by_one(bus, clock):
+    bus.add_member("presence:1", "a", ttl=30)
+    clock.now += 10
+    bus.add_member("presence:1", "b", ttl=30)
+    assert bus.members("presence:1") == {"a", "b"}
+    clock.now += 20
+    assert bus.members("presence:1") == {"b"}
+    bus.remove_member("presence:1", "b")
+    assert bus.members("presence:1") == set()
+    bus.remove_member("presence:1", "b")  # removing twice is harmless
+    assert "presence:1" not in bus._sets

@@ -1,4 +1,7 @@
-"""Settlement into the append-only ledger, and balances derived from it."""
+"""Handing an ended call's bill to payments (``mark_payment_due``), the append-only ledger, and
+balances derived from it."""
+import logging
+
 import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
@@ -6,7 +9,7 @@ from werkzeug.security import generate_password_hash
 from callme import models
 from callme.money import payments
 from callme.extensions import db
-from callme.money.ledger import earnings, holds_open, settle
+from callme.money.ledger import earnings, holds_open, mark_payment_due
 from callme.models import AppendOnlyError, Call, LedgerEntry
 
 
@@ -43,9 +46,9 @@ def rows(kinds=None):
     return db.session.scalars(q).all()
 
 
-def test_settle_marks_the_hold_due_and_the_capture_writes_the_row(app, ended_call):
+def test_mark_payment_due_marks_the_hold_due_and_the_capture_writes_the_row(app, ended_call):
     call = ended_call(amount=300, minutes=2)
-    payment = settle(db.session, call)
+    payment = mark_payment_due(db.session, call)
     db.session.commit()
     assert (payment.state, payment.due_minor, payment.call_id) == ("capture_pending", 300, call.id)
     assert db.session.get(Call, call.id).settled_at is not None
@@ -59,20 +62,20 @@ def test_settle_marks_the_hold_due_and_the_capture_writes_the_row(app, ended_cal
     assert [(r.kind, r.amount_minor) for r in rows()] == [("hold", 9000), ("capture", 300), ("void", 8700)]
 
 
-def test_settle_is_idempotent(app, ended_call):
+def test_mark_payment_due_is_idempotent(app, ended_call):
     call = ended_call(amount=300)
-    payment = settle(db.session, call)
+    payment = mark_payment_due(db.session, call)
     db.session.commit()
-    assert settle(db.session, call) is None
+    assert mark_payment_due(db.session, call) is None
     db.session.commit()
-    assert settle(db.session, db.session.get(Call, call.id)) is None
+    assert mark_payment_due(db.session, db.session.get(Call, call.id)) is None
     db.session.commit()
     for _ in range(2):
         payments.settle_payment(payment.id, app.config)
     assert [(r.kind, r.amount_minor) for r in rows(("capture",))] == [("capture", 300)]
 
 
-def test_losing_settler_returns_nothing_instead_of_raising(app, ended_call):
+def test_the_loser_of_a_race_returns_nothing_instead_of_raising(app, ended_call):
     call = ended_call(amount=300)
     call_id = call.id
     # The winner: another connection settles and commits.
@@ -80,45 +83,47 @@ def test_losing_settler_returns_nothing_instead_of_raising(app, ended_call):
         other.execute(sa.update(Call).where(Call.id == call_id).values(settled_at=models.utcnow()))
     # The loser still holds the row as it read it, unsettled.
     assert call.settled_at is None
-    assert settle(db.session, call) is None
+    assert mark_payment_due(db.session, call) is None
     db.session.commit()
     assert db.session.get(Call, call_id).payment.state == "authorized"  # the winner's business, not ours
 
 
 def test_free_call_voids_the_hold(app, ended_call):
     call = ended_call(amount=0, minutes=0)
-    payment = settle(db.session, call)
+    payment = mark_payment_due(db.session, call)
     db.session.commit()
     assert payment.state == "void_pending"
     assert payments.settle_payment(payment.id, app.config) == "voided"
     assert [(r.kind, r.amount_minor) for r in rows()] == [("hold", 9000), ("void", 9000)]
     assert db.session.get(Call, call.id).settled_at is not None  # settled all the same
-    assert settle(db.session, call) is None
+    assert mark_payment_due(db.session, call) is None
 
 
-def test_a_call_without_a_hold_writes_nothing(ended_call, caplog):
+def test_a_call_without_a_hold_writes_nothing(ended_call, caplog, monkeypatch):
+    # Alembic's fileConfig (migrations run in this process by other tests) disables existing loggers.
+    monkeypatch.setattr(logging.getLogger("callme.money.ledger"), "disabled", False)
     call = ended_call(amount=300, paid=False)
-    assert settle(db.session, call) is None
+    assert mark_payment_due(db.session, call) is None
     db.session.commit()
     assert rows() == []
     assert "no PayPal hold" in caplog.text
 
 
 @pytest.mark.parametrize("state", ["created", "ringing", "accepted", "active"])
-def test_only_ended_calls_are_settled(make_expert, state):
+def test_only_ended_calls_have_a_payment_due(make_expert, state):
     expert = make_expert()
     call = Call(expert_id=expert.id, state=state, price_minor=150, currency="USD", free_seconds=60,
                 cap_minutes=60, created_ms=0, amount_minor=300)
     db.session.add(call)
     db.session.commit()
     with pytest.raises(ValueError):
-        settle(db.session, call)
+        mark_payment_due(db.session, call)
     db.session.rollback()
     assert rows() == []
     assert db.session.get(Call, call.id).settled_at is None
 
 
-def test_a_service_ended_call_is_settled_once(service, make_expert, make_call, clock):
+def test_a_service_ended_call_has_its_payment_marked_due_once(service, make_expert, make_call, clock):
     expert = make_expert(online=True, price=99, currency="EUR")
     call_id, expert_id = make_call(expert).id, expert.id
     service.join(call_id, "visitor")
@@ -132,7 +137,7 @@ def test_a_service_ended_call_is_settled_once(service, make_expert, make_call, c
     service.hangup(call_id, "visitor")
     service.hangup(call_id, "expert")
     service.tick()
-    assert settle(db.session, service.get(call_id)) is None
+    assert mark_payment_due(db.session, service.get(call_id)) is None
     db.session.commit()
     assert [(r.amount_minor, r.currency, r.detail["minutes"]) for r in rows(("capture",))] == [(297, "EUR", 3)]
     assert earnings(expert_id) == {"EUR": 297}
@@ -223,10 +228,10 @@ def test_earnings_sum_per_currency_captures_less_money_given_back(make_expert):
     assert all(type(v) is int for v in earnings(ray.id).values())
 
 
-def test_earnings_from_settled_calls(app, make_expert, ended_call):
+def test_earnings_from_captured_calls(app, make_expert, ended_call):
     expert = make_expert(currency="USD")
     for amount in (150, 300, 0, 450):
-        payment = settle(db.session, ended_call(amount=amount, expert=expert))
+        payment = mark_payment_due(db.session, ended_call(amount=amount, expert=expert))
         db.session.commit()
         payments.settle_payment(payment.id, app.config)
     assert earnings(expert.id) == {"USD": 900}

@@ -327,3 +327,80 @@ def test_many_open_sockets_do_not_drain_the_database_pool(live_server):
         await close_all(*consoles, *visitors)
 
     asyncio.run(scenario())
+
+
+def test_closing_one_of_two_consoles_leaves_the_expert_online(live_server, handle):
+    """Defect 10: presence counts consoles; offline only when the last one leaves."""
+    async def scenario():
+        cookie = login(live_server.url, f"{handle}@example.com", "password123")
+        first = await online_console(live_server, handle, cookie)
+        second = await online_console(live_server, handle, cookie)
+        assert status(live_server, handle) == "online"
+        mark = len(second.frames)  # before the close: its announcement may come at once
+        await first.close()
+        await second.wait("presence", after=mark)  # the close was heard
+        assert status(live_server, handle) == "online"
+        await second.close()
+        for _ in range(50):
+            if status(live_server, handle) == "offline":
+                break
+            await asyncio.sleep(0.05)
+        assert status(live_server, handle) == "offline"
+
+    asyncio.run(scenario())
+
+
+def test_answer_or_candidate_before_any_offer_is_out_of_turn(live_server, handle):
+    """Defect 11: the documented order (offer, then answer; candidates after an offer) is enforced."""
+    async def scenario():
+        console, visitor, expert, created, _ = await connected_call(live_server, handle)
+        for sender, raw in [(expert, {"type": "answer", "sdp": "v=0 early"}),
+                            (expert, {"type": "candidate", "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}),
+                            (visitor, {"type": "candidate", "candidate": "candidate:2 1 udp 1 127.0.0.1 9 typ host"})]:
+            mark = len(sender.frames)
+            await sender.ws.send(json.dumps(raw))
+            assert (await sender.wait("error", after=mark))["code"] == "out_of_turn"
+        await visitor.send("offer", sdp="v=0 offer")
+        assert (await expert.wait("offer"))["sdp"] == "v=0 offer"
+        mark = len(visitor.frames)
+        await visitor.send("answer", sdp="v=0 own")  # nobody answers their own offer
+        assert (await visitor.wait("error", after=mark))["code"] == "out_of_turn"
+        await expert.send("answer", sdp="v=0 answer")
+        assert (await visitor.wait("answer"))["sdp"] == "v=0 answer"
+        assert [f["sdp"] for f in visitor.of("answer")] == ["v=0 answer"]
+        assert not visitor.of("candidate") and not expert.of("candidate")
+        await visitor.send("hangup")
+        await visitor.wait("ended")
+        await close_all(console, visitor, expert)
+
+    asyncio.run(scenario())
+
+
+def test_heartbeats_are_acked_and_a_hangup_bills_to_its_ack_plus_offset(live_server, handle):
+    """Defect 14: every heartbeat and state frame is answered with the time recorded for it; a
+    hang-up carrying that ack and the client's offset since is billed to ack + offset."""
+    async def scenario():
+        console, visitor, expert, created, _ = await connected_call(live_server, handle)
+        mark = len(visitor.frames)
+        await visitor.send("state", connection="connected")
+        assert isinstance((await visitor.wait("ack", after=mark))["seen_ms"], int)
+        await expert.send("state", connection="connected")
+        active = await visitor.wait("active")
+        await asyncio.sleep(0.5)
+        mark = len(visitor.frames)
+        await visitor.send("heartbeat")
+        ack = await visitor.wait("ack", after=mark)
+        assert ack["seen_ms"] >= active["started_ms"]
+        await asyncio.sleep(1)
+        mark = len(visitor.frames)
+        await visitor.send("hangup", ack_ms=ack["seen_ms"], since_ack_ms="soon")
+        assert (await visitor.wait("error", after=mark))["code"] == "bad_frame"
+        await visitor.send("hangup", ack_ms=ack["seen_ms"], since_ack_ms=300)
+        ended = await visitor.wait("ended")
+        await close_all(console, visitor, expert)
+        return ended, ack["seen_ms"], active["started_ms"]
+
+    ended, seen_ms, started_ms = asyncio.run(scenario())
+    call, _ = stored_call(live_server, ended["call_id"])
+    assert call.ended_ms == seen_ms + 300
+    assert ended["duration_ms"] == seen_ms + 300 - started_ms

@@ -6,7 +6,8 @@ from werkzeug.security import generate_password_hash
 from callme import models
 from callme.calls.lifecycle import CallService
 from callme.extensions import db
-from callme.calls.metering import MINUTE_MS, Bill, Terms, bill, billed_minutes, due_warnings, meter, silent_since
+from callme.calls.metering import (MINUTE_MS, Bill, Terms, bill, billed_minutes, due_warnings, hangup_end,
+                                   meter)
 from callme.models import Call, LedgerEntry
 
 USD = Terms(price_minor=150, currency="USD", free_seconds=60, cap_minutes=60)
@@ -162,31 +163,21 @@ def test_due_warnings(cap_minutes, left_ms, sent, due):
     assert due_warnings(terms, T0, now, WARNINGS, sent) == due
 
 
-# ---- silent_since ---------------------------------------------------------------------
+# ---- hangup_end -----------------------------------------------------------------------
 
-G = 30_000
-
-
-@pytest.mark.parametrize("seen, now, floor, expected", [
-    ({}, T0, 0, None),
-    ({"visitor": None, "expert": None}, T0 + 10 * G, 0, None),
-    ({"visitor": T0, "expert": T0}, T0 + G - 1, 0, None),          # within the grace
-    ({"visitor": T0, "expert": T0 + 10}, T0 + G, 0, T0),            # exactly at the grace
-    ({"visitor": T0, "expert": T0 + G}, T0 + G + 1, 0, T0),         # one side silent
-    ({"visitor": T0 + G, "expert": T0}, T0 + G + 1, 0, T0),         # the other side
-    ({"visitor": T0, "expert": T0 - 5_000}, T0 + G, 0, T0 - 5_000),  # both: the earliest
-    ({"visitor": T0, "expert": None}, T0 + G, 0, T0),               # a side never seen is ignored
-    # The floor (a restart) postpones the deadline ...
-    ({"visitor": T0}, T0 + G + 1, T0 + 10_000, None),
-    ({"visitor": T0}, T0 + 10_000 + G - 1, T0 + 10_000, None),
-    # ... but never the billing end: the last heartbeat is returned, not the floor.
-    ({"visitor": T0}, T0 + 10_000 + G, T0 + 10_000, T0),
-    ({"visitor": T0, "expert": T0 + 20_000}, T0 + 20_000 + G, T0 + 10_000, T0),
-    # A floor before the heartbeat changes nothing.
-    ({"visitor": T0}, T0 + G, T0 - 1, T0),
+@pytest.mark.parametrize("now, stored, ack, since, end", [
+    # arrival, the side's stored last heartbeat, the client's ack and offset; interval 5 s
+    (T0 + 30_000, T0, T0, 1_200, T0 + 1_200),            # queued while the server was down
+    (T0 + 30_000, T0, T0, 0, T0),
+    (T0 + 30_000, T0, T0, 9_000, T0 + 5_000),            # never past ack + one interval
+    (T0 + 2_000, T0, T0, 3_000, T0 + 2_000),             # arrived first: its arrival
+    (T0 + 30_000, T0 - 4_000, T0, 1_000, T0 + 1_000),    # the stored one lags (not persisted yet)
+    (T0 + 30_000, T0, T0 - 60_000, 1_000, T0 + 1_000),   # an ack older than the stored one: clamped up
+    (T0 + 30_000, T0, T0 + 10 ** 9, 0, T0 + 30_000),     # from the future: clamped to now
+    (T0 + 30_000, T0 + 40_000, T0, 0, T0 + 30_000),      # a stored heartbeat past now: now
 ])
-def test_silent_since(seen, now, floor, expected):
-    assert silent_since(seen, now, G, floor_ms=floor) == expected
+def test_hangup_end(now, stored, ack, since, end):
+    assert hangup_end(now, stored, ack, since, 5_000) == end
 
 
 # ---- the call lifecycle through CallService ------------------------------------------
@@ -448,13 +439,13 @@ def test_price_change_after_creation_does_not_touch_the_call(service, clock, mak
 
 
 @pytest.mark.parametrize("step, reason", [
-    ("created", "expired"),    # the visitor never joined within the token's life
+    ("created", "expired"),    # the visitor's socket never joined within JOIN_TIMEOUT
     ("accepted", "failed"),    # accepted, but the peers never connected
 ])
-def test_never_active_calls_time_out_free(service, clock, make_expert, make_call, step, reason):
+def test_never_active_calls_time_out_free(app, service, clock, make_expert, make_call, step, reason):
     expert = make_expert(online=True)
     call_id, expert_id = make_call(expert).id, expert.id
-    limit = {"created": 120_000, "accepted": 60_000}[step]
+    limit = {"created": app.config["JOIN_TIMEOUT"] * 1000, "accepted": 60_000}[step]
     if step == "accepted":
         service.join(call_id, "visitor")
         service.accept(expert_id, call_id)
@@ -489,10 +480,13 @@ def test_the_console_hears_every_unanswered_ring_end(app, service, make_expert, 
         service.hangup(call_id, "visitor")
     elif end == "decline":
         service.decline(expert_id, call_id)
-    else:
+    elif end == "silence":
         # The visitor's tab is gone: no heartbeats, no hang-up.
-        clock.advance(10 if end == "silence" else 30)
+        clock.advance(10)
         service.tick()
+    else:
+        # The visitor waits (heartbeats), nobody answers.
+        keep_alive(service, clock, call_id, 30_000, step_ms=5_000, roles=("visitor",))
     call = stored(call_id)
     assert (call.state, call.amount_minor, call.ended_by) == ("ended", 0, None if end == "timeout" else
                                                               "expert" if end == "decline" else "visitor")

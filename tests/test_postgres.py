@@ -12,7 +12,7 @@ from callme.calls.lifecycle import CallError
 from callme.cli import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
-from callme.money.ledger import settle
+from callme.money.ledger import mark_payment_due
 from callme.models import Call, LedgerEntry
 
 from .conftest import Clock, connect_paypal, seed_expert
@@ -89,7 +89,7 @@ def test_call_lifecycle_and_settlement_on_postgres(pg_app, emulator):
     service.hangup(call.id, "expert")
     call = db.session.get(Call, call.id)
     assert (call.state, call.billed_minutes, call.amount_minor, call.currency) == ("ended", 2, 500, "EUR")
-    assert settle(db.session, call) is None  # already settled: nothing twice
+    assert mark_payment_due(db.session, call) is None  # already settled: nothing twice
     db.session.commit()
     rows = db.session.scalars(db.select(LedgerEntry).order_by(LedgerEntry.id)).all()
     assert [(r.kind, r.amount_minor, r.currency) for r in rows] == [

@@ -5,13 +5,7 @@ import pytest
 
 from callme.ratelimit import RateLimiter, parse_rule
 
-
-class Seconds:
-    def __init__(self, now=0.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from .conftest import Seconds
 
 
 @pytest.mark.parametrize("rule, parsed", [
@@ -108,3 +102,10 @@ def test_default_clock_is_monotonic():
     import time
 
     assert RateLimiter().clock is time.monotonic
+
+
+def test_make_limiter_gives_the_memory_limiter():
+    from callme.ratelimit import make_limiter
+
+    assert isinstance(make_limiter({}), RateLimiter)
+    assert isinstance(make_limiter({"REDIS_URL": "redis://127.0.0.1:6379/0"}), RateLimiter)

@@ -10,7 +10,7 @@ from callme import models
 from callme.money import payments
 from callme.money.currency import from_paypal_value
 from callme.extensions import db
-from callme.money.ledger import earnings, holds_open, rows_of_call, settle
+from callme.money.ledger import earnings, holds_open, rows_of_call, mark_payment_due
 from callme.models import LedgerEntry, Payment, PayPalEvent
 
 API = "/api/v1"
@@ -117,7 +117,7 @@ def test_settlement(app, talk, emulator, active_ms, price, currency, free_second
     assert holds_open(expert.id) == {currency: 0}
     assert payments.unsettled(expert.id) == []
     # Settling again (another worker, a retry) changes nothing.
-    assert settle(db.session, call) is None
+    assert mark_payment_due(db.session, call) is None
     assert payments.settle_payment(payment.id, app.config) == state
     assert payments.retry_due(app.config, everything=True) == {}
     assert len(emulator.books(expert.paypal_client_id)["captures"]) == (1 if captured else 0)
@@ -393,17 +393,20 @@ def test_provider_ids_are_unique(make_expert):
         db.session.rollback()
 
 
-def test_the_clock_retries_what_is_due(app, talk, emulator, service):
+def test_the_clock_retries_what_is_due(app, talk, emulator):
+    server_clock = app.extensions["callme.clock"]
     decline(emulator)
     expert, call = talk(61_000)
     payment = payment_of(call.id)
     assert payment.state == "capture_failed"
-    service.tick()  # the backoff is not over: nothing
+    server_clock.tick()  # the backoff is not over: nothing
     assert payment_of(call.id).state == "capture_failed"
     db.session.execute(sa.update(Payment).where(Payment.id == payment.id).values(next_attempt_ms=0))
     db.session.commit()
-    service._payments_ms = 0
-    service.tick()
+    server_clock.tick()  # the retry interval is not over either
+    assert payment_of(call.id).state == "capture_failed"
+    server_clock._payments_ms = 0
+    server_clock.tick()
     assert payment_of(call.id).state == "captured"
     assert_books_agree(emulator, expert)
 

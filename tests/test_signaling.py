@@ -127,6 +127,21 @@ CALL_BAD = [
     ("heartbeat extra field", frame(type="heartbeat", t=1), "bad_frame"),
     ("heartbeat null extra", frame(type="heartbeat", seq=None), "bad_frame"),
     ("hangup extra field", frame(type="hangup", reason="bye"), "bad_frame"),
+    # hangup with the offset since its last ack (defect 14): integers, bounded, both or neither
+    ("hangup string ack_ms", frame(type="hangup", ack_ms="1700000000000", since_ack_ms=5), "bad_frame"),
+    ("hangup float ack_ms", frame(type="hangup", ack_ms=1.7e12, since_ack_ms=5), "bad_frame"),
+    ("hangup bool ack_ms", frame(type="hangup", ack_ms=True, since_ack_ms=5), "bad_frame"),
+    ("hangup negative ack_ms", frame(type="hangup", ack_ms=-1, since_ack_ms=5), "bad_frame"),
+    ("hangup huge ack_ms", frame(type="hangup", ack_ms=10 ** 16, since_ack_ms=5), "bad_frame"),
+    ("hangup null ack_ms", frame(type="hangup", ack_ms=None, since_ack_ms=5), "bad_frame"),
+    ("hangup negative since_ack_ms", frame(type="hangup", ack_ms=1_700_000_000_000, since_ack_ms=-1),
+     "bad_frame"),
+    ("hangup float since_ack_ms", frame(type="hangup", ack_ms=1_700_000_000_000, since_ack_ms=0.5),
+     "bad_frame"),
+    ("hangup huge since_ack_ms", frame(type="hangup", ack_ms=1_700_000_000_000, since_ack_ms=10 ** 12),
+     "bad_frame"),
+    ("hangup ack_ms alone", frame(type="hangup", ack_ms=1_700_000_000_000), "bad_frame"),
+    ("hangup since_ack_ms alone", frame(type="hangup", since_ack_ms=5), "bad_frame"),
 ]
 
 
@@ -159,6 +174,9 @@ CALL_OK = [
     *[(frame(type="state", connection=s), Frame("state", {"connection": s})) for s in PC_STATES],
     (frame(type="heartbeat"), Frame("heartbeat", {})),
     (frame(type="hangup"), Frame("hangup", {})),
+    (frame(type="hangup", ack_ms=1_700_000_000_000, since_ack_ms=1_200),
+     Frame("hangup", {"ack_ms": 1_700_000_000_000, "since_ack_ms": 1_200})),
+    (frame(type="hangup", ack_ms=0, since_ack_ms=0), Frame("hangup", {"ack_ms": 0, "since_ack_ms": 0})),
     ('  {"type" : "heartbeat"}\n', Frame("heartbeat", {})),
 ]
 
@@ -244,6 +262,7 @@ def test_parse_does_not_hand_back_fields_it_did_not_check():
     ("meter", {"amount": 150, "free_left_ms": 0}, '{"type":"meter","amount":150,"free_left_ms":0}'),
     ("ended", {"reason": "hangup", "by": None}, '{"type":"ended","reason":"hangup","by":null}'),
     ("ring", {"origin": "https://ray.example/é"}, '{"type":"ring","origin":"https://ray.example/\\u00e9"}'),
+    ("ack", {"seen_ms": 1_700_000_000_000}, '{"type":"ack","seen_ms":1700000000000}'),
 ])
 def test_build(kind, data, expected):
     built = build(kind, **data)
@@ -264,3 +283,28 @@ def test_built_frames_are_not_accepted_back_as_client_frames():
     """The server's own frames, echoed by a confused client, are refused, not acted on."""
     for raw in (build("welcome", call_id="abc"), error("bad_frame", "x"), build("ended", reason="hangup")):
         assert code_of(raw) == "unknown_type"
+
+
+def test_server_frames_carry_the_documented_fields():
+    """The frames the README lists, as the lifecycle and the clock publish them."""
+    from types import SimpleNamespace
+
+    from callme.calls import frames
+    from callme.calls.metering import Terms
+
+    call = SimpleNamespace(id="abc", state="ringing", price_minor=150, currency="USD", free_seconds=60,
+                           cap_minutes=60, kind="instant", origin=None, rung_ms=1_000, end_reason="hangup",
+                           ended_by="visitor", billed_ms=61_000, billed_minutes=2, amount_minor=300)
+    assert frames.welcome(call, "visitor", "t", 120, 5_000) == {
+        "type": "welcome", "call_id": "abc", "role": "visitor", "state": "ringing",
+        "terms": {"price": 150, "currency": "USD", "free_seconds": 60, "cap_minutes": 60},
+        "token": "t", "expires_in": 120, "heartbeat_ms": 5_000}
+    assert frames.token("t", 120) == {"type": "token", "token": "t", "expires_in": 120}
+    assert frames.ack(1_700_000_000_000) == {"type": "ack", "seen_ms": 1_700_000_000_000}
+    assert frames.ring(call, 11_000, 30)["timeout_ms"] == 20_000
+    assert frames.ring(call, 40_000, 30)["timeout_ms"] == 0
+    assert set(frames.ended(call, "r")) == {"type", "call_id", "reason", "by", "duration_ms", "minutes", "amount",
+                                            "currency", "receipt"}
+    terms = Terms(150, "USD", 60, 60)
+    assert frames.active(terms, 5)["started_ms"] == 5 and frames.metered(terms, 0, 61_000)["amount"] == 300
+    assert frames.cap_warning(30, 3)["seconds_left"] == 30

@@ -1,9 +1,11 @@
 """The bus: every piece of state shared between connections goes through it.
 
-Channels carry JSON-able dicts to subscribers; keys with a time-to-live hold presence.
-``InProcessBus`` serves one process. A second process on the same database with an
-in-process bus would split calls between two rooms that never meet, so the in-process
-bus holds a lease in the database and a second holder is refused loudly.
+Channels carry JSON-able dicts to subscribers; keys with a time-to-live hold short-lived
+facts (a call's pending offer); sets whose members expire one by one hold presence (one
+member per open console). ``InProcessBus`` serves one process. A second process on the
+same database with an in-process bus would split calls between two rooms that never meet,
+so the in-process bus holds a lease in the database and a second holder is refused loudly.
+``make_bus`` chooses the bus from configuration.
 """
 import logging
 import os
@@ -24,6 +26,9 @@ class Subscription:
 
 
 class Bus(ABC):
+    # Whether processes that share the database may each hold one of these and meet through it.
+    several_processes = False
+
     @abstractmethod
     def publish(self, channel, message): ...
 
@@ -42,12 +47,33 @@ class Bus(ABC):
     @abstractmethod
     def delete_key(self, key): ...
 
+    @abstractmethod
+    def add_member(self, key, member, ttl):
+        """Add (or renew) one member of a set; it expires alone after ``ttl`` seconds."""
+
+    @abstractmethod
+    def remove_member(self, key, member): ...
+
+    @abstractmethod
+    def members(self, key):
+        """The set's members that have not expired."""
+
+    def hold_lease(self):
+        """Take or renew this process's right to serve; raise LeaseError if it has none.
+
+        A bus that several processes share needs no lease: this one does nothing.
+        """
+
 
 class InProcessBus(Bus):
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, engine=None, wall_ms=None):
+        """``engine`` gives the database engine the lease lives in (called in an app context)."""
         self.clock = clock
+        self._engine = engine
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._subs = {}
         self._keys = {}
+        self._sets = {}
         self._lock = threading.Lock()
 
     def publish(self, channel, message):
@@ -92,6 +118,34 @@ class InProcessBus(Bus):
         with self._lock:
             self._keys.pop(key, None)
 
+    def add_member(self, key, member, ttl):
+        with self._lock:
+            self._sets.setdefault(key, {})[member] = self.clock() + ttl
+
+    def remove_member(self, key, member):
+        with self._lock:
+            members = self._sets.get(key, {})
+            members.pop(member, None)
+            if not members:
+                self._sets.pop(key, None)
+
+    def members(self, key):
+        now = self.clock()
+        with self._lock:
+            members = self._sets.get(key, {})
+            for member in [m for m, until in members.items() if until <= now]:
+                del members[member]
+            if not members:
+                self._sets.pop(key, None)
+            return set(members)
+
+    def hold_lease(self):
+        """Only one process may serve a database with this bus: take or renew the lease."""
+        if self._engine is None:
+            return
+        with self._engine().begin() as connection:
+            claim_lease(connection, holder_id(), self._wall_ms())
+
 
 class LeaseError(RuntimeError):
     pass
@@ -132,7 +186,8 @@ def claim_lease(connection, me, now_ms):
         if not (host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))):
             raise LeaseError(
                 f"Another callme process ({row.holder}) already serves this database with the "
-                "in-process bus. Run one worker, or set REDIS_URL so that workers share a bus."
+                "in-process bus. Run one worker: several need a shared bus, which callme does not have yet "
+                "(REDIS_URL does not provide one)."
             )
     if row is None:
         try:
@@ -149,3 +204,9 @@ def claim_lease(connection, me, now_ms):
     )
     if done.rowcount != 1:
         raise LeaseError("Another callme process took the in-process bus lease at the same moment.")
+
+
+def make_bus(config, engine=None):
+    """The bus the configuration asks for. Only the in-process one exists so far: a shared
+    (Redis) bus is still to come, so ``REDIS_URL`` does not change the answer yet."""
+    return InProcessBus(engine=engine)

@@ -1,4 +1,7 @@
-"""Fixed-window rate limits ("count/seconds"), in memory; a shared store comes with Redis."""
+"""Fixed-window rate limits ("count/seconds"), in memory; a shared store comes with Redis.
+
+``make_limiter`` chooses the limiter from configuration.
+"""
 import threading
 import time
 
@@ -29,3 +32,8 @@ class RateLimiter:
                 return max(1, int((window + 1) * period - now))
             self._windows[key] = (start, count + 1)
             return 0
+
+
+def make_limiter(config):
+    """The rate limiter the configuration asks for: in memory until a shared store exists."""
+    return RateLimiter()

@@ -13,6 +13,16 @@ class Terms:
     free_seconds: int
     cap_minutes: int
 
+    @classmethod
+    def of(cls, call):
+        """The terms a call (or an expert, for a call not made yet) carries."""
+        return cls(call.price_minor, call.currency, call.free_seconds, call.cap_minutes)
+
+    def as_json(self):
+        """The terms as the API and the ``welcome`` frame show them."""
+        return {"price": self.price_minor, "currency": self.currency, "free_seconds": self.free_seconds,
+                "cap_minutes": self.cap_minutes}
+
     @property
     def cap_ms(self):
         return self.cap_minutes * MINUTE_MS
@@ -74,14 +84,14 @@ def due_warnings(terms, active_ms, now_ms, warnings, sent):
     return [min(due)] if due else []
 
 
-def silent_since(seen, now_ms, grace_ms, floor_ms=0):
-    """The earliest last-heartbeat of a side that has been silent past the grace period.
+def hangup_end(now_ms, stored_seen_ms, ack_ms, since_ack_ms, interval_ms):
+    """When a hang-up that carries its last ack (``ack_ms``) and the client's time since then
+    (``since_ack_ms``) counts: the earliest of its arrival, the ack plus that offset, and the
+    ack plus one heartbeat interval (the client would have beaten again by then).
 
-    ``seen`` maps role to last heartbeat (ms). ``floor_ms`` (for example the moment this
-    server started) postpones the deadline, never the billing end.
+    The ack is clamped to [the side's stored last heartbeat, now], so a lying client gains at
+    most what was not persisted yet. A hang-up that waited in the client while the server was
+    down is billed to the click, not to its arrival after the restart.
     """
-    silent = [
-        last for last in seen.values()
-        if last is not None and max(last, floor_ms) + grace_ms <= now_ms
-    ]
-    return min(silent) if silent else None
+    ack = min(max(ack_ms, stored_seen_ms), now_ms)
+    return min(now_ms, ack + since_ack_ms, ack + interval_ms)

@@ -1,13 +1,18 @@
-"""Settlement: the one place where a finished call turns into money owed, and the sums
-derived from the append-only ledger.
+"""The ledger: where a finished call's bill is handed to payments, and the sums derived from
+the append-only ledger rows.
 
-``settle`` runs inside the transaction that ends the call: it marks the call settled
-(once, compare-and-set) and marks its PayPal hold due, ``capture_pending`` with the
-metered amount or ``void_pending`` when nothing is owed. It never calls PayPal: the
-capture or void happens after the commit (``payments.settle_payment``), and the ledger
-gets its ``capture`` (or ``void``) row when PayPal has answered. For a paid call the
-capture *is* the movement of money; no separate ``charge`` row is written any more
-(rows of that kind from before payments existed still count as earnings).
+"Settled" is said of payments only: a payment is settled when PayPal captured or voided it
+(``payments.settle_payment``; ``payments.UNSETTLED`` are those still waiting). Two earlier
+steps have their own names:
+
+- ``mark_payment_due`` runs inside the transaction that ends the call: it stamps the call's
+  ``settled_at`` (the moment its bill was handed to payments, once, compare-and-set; the
+  column keeps its old name) and marks its PayPal hold due: ``capture_pending`` with the
+  metered amount, or ``void_pending`` when nothing is owed. It never calls PayPal.
+- ``payments.settle_payment`` then captures or voids after the commit, and the ledger gets its
+  ``capture`` (or ``void``) row when PayPal has answered. For a paid call the capture *is* the
+  movement of money; no separate ``charge`` row is written any more (rows of that kind from
+  before payments existed still count as earnings).
 """
 import logging
 
@@ -25,8 +30,9 @@ EARNED = tuple(kind for kind, sign in SIGN.items() if sign > 0)
 GIVEN_BACK = tuple(kind for kind, sign in SIGN.items() if sign < 0)
 
 
-def settle(session, call):
-    """Mark an ended call settled, once, and its payment due. Return that payment or None."""
+def mark_payment_due(session, call):
+    """Hand an ended call's bill to payments, once: stamp ``settled_at`` and mark its payment
+    due (no PayPal call, no commit). Return that payment, or None (done before, or no hold)."""
     if call.state != "ended":
         raise ValueError(f"call {call.id} is not ended")
     if call.settled_at is not None:

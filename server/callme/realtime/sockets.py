@@ -1,7 +1,9 @@
 """WebSocket endpoints: one per call participant, one per expert console.
 
-Handlers receive a frame, hand it to ``signaling.parse`` and the call service, and send;
-frames from other connections arrive through the bus and are written under a lock.
+Handlers receive a frame, hand it to ``signaling.parse`` and the call service, and answer;
+everything else a socket sends (the other participant's frames, the lifecycle's events, the
+clock's meters) arrives through the bus, to which each socket subscribes, and is written
+under a lock.
 """
 import functools
 import json
@@ -160,23 +162,23 @@ def call_socket(ws, call_id):
     conn = CallConnection(ws, svc.clock, bus, call_id, role)
     sub = bus.subscribe(call_channel(call_id, role), conn.deliver)
     bus.publish(call_channel(call_id, role), {"type": "_replaced", "conn": conn.id})
-    svc.attach(call_id, role, conn)
+    ttl = _config("CALL_TOKEN_TTL")
     try:
         call = svc.get(call_id)
-        conn.send("welcome", call_id=call_id, role=role, state=call.state,
-                  terms={"price": call.price_minor, "currency": call.currency,
-                         "free_seconds": call.free_seconds, "cap_minutes": call.cap_minutes},
-                  token=svc.tokens.call_token(call_id, role), expires_in=_config("CALL_TOKEN_TTL"),
-                  heartbeat_ms=_config("HEARTBEAT_INTERVAL") * 1000)
+        conn.deliver(signaling.welcome(call, role, svc.tokens.call_token(call_id, role), ttl,
+                                       _config("HEARTBEAT_INTERVAL") * 1000))
         if call.state == "ended":  # ended between join and subscribe
             conn.deliver(svc.ended_frame(call))
             return
         conn.to_peer({"type": "_peer_joined"})
         while not conn.closed:
             _release_db()
-            raw = _receive(ws)
-            if raw is False or raw is None:
+            raw = _receive(ws, max(1, ttl // 4))
+            _refresh_token(svc, conn, ttl)
+            if raw is False:
                 break
+            if raw is None:
+                continue
             try:
                 frame = signaling.parse(raw, signaling.CALL_FRAMES, max_bytes)
                 _dispatch_call(svc, conn, frame)
@@ -186,25 +188,31 @@ def call_socket(ws, call_id):
                 conn.error(e.code, e.message)
     finally:
         sub.close()
-        svc.detach(call_id, role, conn)
         if not conn.replaced:
             conn.to_peer({"type": "_peer_left"})
         svc.flush_heartbeats()
 
 
+def _refresh_token(svc, conn, ttl):
+    """Hand the participant a fresh token before its current one expires (at half its life)."""
+    now = svc.clock()
+    if now - conn.token_ms >= ttl * 500:
+        conn.token_ms = now
+        conn.deliver(signaling.token(svc.tokens.call_token(conn.call_id, conn.role), ttl))
+
+
 def _dispatch_call(svc, conn, frame):
     kind = frame.type
     if kind == "heartbeat":
-        svc.heartbeat(conn.call_id, conn.role)
+        conn.deliver(signaling.ack(svc.heartbeat(conn.call_id, conn.role)))
     elif kind in signaling.RELAYED:
         if not conn.peer_present:
             raise signaling.FrameError("out_of_turn", f"'{kind}' needs the other participant in the call.")
-        conn.to_peer({"type": kind, **frame.data})
+        svc.relay(conn.call_id, conn.role, kind, frame.data)
     elif kind == "state":
-        svc.heartbeat(conn.call_id, conn.role)
-        svc.report(conn.call_id, conn.role, frame.data["connection"])
+        conn.deliver(signaling.ack(svc.report(conn.call_id, conn.role, frame.data["connection"])))
     elif kind == "hangup":
-        svc.hangup(conn.call_id, conn.role)
+        svc.hangup(conn.call_id, conn.role, **frame.data)
     elif kind == "hello":
         raise signaling.FrameError("out_of_turn", "Already joined.")
 
@@ -241,16 +249,16 @@ def console_socket(ws):
                 break
             if raw is None:
                 if online:
-                    svc.set_presence(expert_id, True, announce=False)
+                    svc.set_presence(expert_id, True, connection=conn.id, announce=False)
                 continue
             try:
                 frame = signaling.parse(raw, signaling.CONSOLE_FRAMES, _config("MAX_FRAME_BYTES"))
                 if frame.type == "presence":
                     online = frame.data["status"] == "online"
-                    svc.set_presence(expert_id, online)
+                    svc.set_presence(expert_id, online, connection=conn.id)
                 elif frame.type == "heartbeat":
                     if online:
-                        svc.set_presence(expert_id, True, announce=False)
+                        svc.set_presence(expert_id, True, connection=conn.id, announce=False)
                 elif frame.type == "accept":
                     call = svc.accept(expert_id, frame.data["call_id"])
                     conn.send("accepted", call_id=call.id, ws_url=ws_url(call.id), **svc.grant(call, "expert"))
@@ -261,4 +269,4 @@ def console_socket(ws):
     finally:
         sub.close()
         if online:
-            svc.set_presence(expert_id, False)
+            svc.set_presence(expert_id, False, connection=conn.id)
