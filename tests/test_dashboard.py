@@ -11,6 +11,7 @@ from itsdangerous import TimestampSigner
 
 from callme.web import dashboard
 from callme.money.earnings import from_ms
+from callme.money.receipts import RECEIPT_MAX_AGE
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment
 from callme.money.paypal import decrypt_secret
@@ -28,8 +29,12 @@ def pinned_now(monkeypatch, clock):
 
 
 def login(client, expert):
+    from callme.models import ExpertSession
+
+    sid = ExpertSession.open(expert.id, 3600)
+    db.session.commit()
     with client.session_transaction() as s:
-        s["expert_id"] = expert.id
+        s["expert_id"], s["sid"] = expert.id, sid
         s["csrf"] = "csrf-for-tests"
 
 
@@ -258,7 +263,7 @@ def test_a_refund_shows_on_the_receipt_and_in_the_table(app, client, clock, make
 
 def _expired_token(app, call_id, monkeypatch):
     real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - dashboard.RECEIPT_MAX_AGE - 5)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - RECEIPT_MAX_AGE - 5)
     token = receipt_token(app, call_id)
     monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
     return token
@@ -395,7 +400,7 @@ def test_a_settled_paid_call_on_the_dashboard_receipt_and_csv(app, client, clock
                                                                currency, price, minutes, declined):
     from callme.money import payments
     from callme.money.ledger import earnings as ledger_earnings
-    from callme.money.ledger import settle
+    from callme.money.ledger import mark_payment_due
 
     expert = make_expert("ray", price=price, currency=currency)
     hold = make_hold(expert)
@@ -408,7 +413,7 @@ def test_a_settled_paid_call_on_the_dashboard_receipt_and_csv(app, client, clock
     db.session.flush()
     hold.call_id = call.id
     db.session.commit()
-    payment = settle(db.session, call)
+    payment = mark_payment_due(db.session, call)
     db.session.commit()
     if declined:
         emulator.fail_next("POST", r"/v2/payments/authorizations/[^/]+/capture$", 422, body={

@@ -1,4 +1,4 @@
-"""Earnings, the chart, the calls table and receipts, as pure functions over ledger rows."""
+"""Earnings, the chart and the calls table, as pure functions over ledger rows."""
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -161,17 +161,6 @@ def test_call_row_and_csv_row():
     assert (r["duration"], r["duration_seconds"], r["amount"], r["capture_id"], r["refunded_minor"]) == \
         ("2:05", 125, "$4.50", "CAP1", 100)
     assert earnings.csv_row(r) == ["c1", "2025-11-22T08:26:40Z", 125, 3, 150, 450, "USD", "hangup", "true"]
-
-
-def test_receipt_figures():
-    data = earnings.receipt(fake_call(currency="JPY", price_minor=100, amount_minor=300), "Ray Law",
-                            [entry("capture", 300, capture_id="CAP9")])
-    assert data["expert"] == "Ray Law" and data["started_utc"] == "2025-11-22T08:26:40Z"
-    assert data["started"] == "Sat 22 Nov 2025, 08:26 UTC"
-    assert (data["billed_duration"], data["billed_minutes"], data["price"], data["amount"], data["amount_decimal"]) == \
-        ("2:05", 3, "¥100", "¥300", "300")
-    assert data["paypal_capture_id"] == "CAP9" and data["commission_minor"] == 0
-    assert data["note"] == "No commission: the whole amount goes to Ray Law."
 
 
 def test_totals_from_rows_stored_in_the_ledger(app, make_expert):

@@ -74,7 +74,7 @@ def test_payable():
 
 
 def test_the_widget_uses_the_same_exponents():
-    source = (ROOT / "widget" / "protocol.js").read_text()
+    source = (ROOT / "widget" / "format.js").read_text()
     table = re.search(r"const EXPONENTS = \{(.*?)\};", source, re.S).group(1)
     widget = {code: int(n) for code, n in re.findall(r"([A-Z]{3}): (\d)", table)}
     assert widget == EXPONENTS
@@ -302,7 +302,7 @@ def test_paid_call_with_an_approved_order(client, make_expert, approved_order, e
     books = emulator.books(expert.paypal_client_id)
     assert [a["id"] for a in books["authorizations"]] == [payment.authorization_id]
     # The same approval cannot pay for a second call.
-    service.end(db.session.get(Call, call_id), "cancelled", by="visitor")
+    service.hangup(call_id, "visitor")
     assert_error(client.post(f"{API}/calls", json=call_body(order_id=order_id)), 402, "payment_used")
 
 
@@ -402,7 +402,7 @@ def test_paid_call_can_retry_with_the_same_order_after_busy(client, make_expert,
     blocking = make_call(expert)
     order_id = approved_order("ray", 150)
     assert_error(client.post(f"{API}/calls", json=call_body(order_id=order_id)), 409, "expert_busy")
-    service.end(db.session.get(Call, blocking.id), "cancelled", by="visitor")
+    service.hangup(blocking.id, "visitor")
     r = client.post(f"{API}/calls", json=call_body(order_id=order_id))
     assert r.status_code == 201, r.get_json()
     payment = db.session.scalar(sa.select(Payment).filter_by(order_id=order_id))
@@ -438,7 +438,7 @@ def refund_resource(payment, refund_id="RF-1", value="1.00"):
     ("body changed", 401, "webhook_unverified"),
     ("signature removed", 401, "webhook_unverified"),
     ("other webhook", 401, "webhook_unverified"),
-    ("not json", 400, "bad_event"),
+    ("not json", 400, "bad_json"),
     ("no id", 400, "bad_event"),
     ("unknown expert", 404, "expert_not_found"),
 ])
@@ -493,3 +493,37 @@ def test_webhook_of_an_unknown_capture_is_recorded_and_changes_no_money(app, cli
     resource["links"][0]["href"] = "https://api.paypal.example/v2/payments/captures/NOT-OURS"
     assert send(client, emulator, expert, "PAYMENT.CAPTURE.REFUNDED", resource) == ["unknown_capture"]
     assert ledger_count() == before
+
+
+@pytest.mark.parametrize("minor, currency", [(150, "USD"), (0, "EUR"), (123456, "GBP"), (1500, "JPY"), (7, "CHF")])
+def test_paypal_values_are_written_by_the_one_decimal_rule(minor, currency):
+    from callme.money.currency import decimal_string
+
+    assert to_paypal_value(minor, currency) == decimal_string(minor, currency)
+
+
+@pytest.mark.parametrize("client_id, secret, mode, webhook_id, code, message", [
+    ("app", "s", "production", None, "bad_mode", "Choose sandbox or live."),
+    ("", "s", "sandbox", None, "invalid_client", "Enter the client id"),
+    ("app ray", "s", "sandbox", None, "invalid_client", "That is not a PayPal client id"),
+    ("x" * 129, "s", "sandbox", None, "invalid_client", "That is not a PayPal client id"),
+    ("app", "", "sandbox", None, "invalid_client", "Enter the secret"),
+    ("app", "s" * 513, "sandbox", None, "invalid_client", "That is not a PayPal secret"),
+    ("app", "s", "sandbox", "W" * 65, "bad_webhook_id", "That is not a PayPal webhook id"),
+])
+def test_credentials_are_checked_by_one_rule_wherever_they_come_from(app, make_expert, client_id, secret, mode,
+                                                                     webhook_id, code, message):
+    from callme.money.paypal import clean_credentials
+
+    for attempt in (lambda: clean_credentials(client_id, secret, mode, webhook_id),
+                    lambda: set_paypal_credentials(make_expert(price=0), client_id, secret, mode, webhook_id,
+                                                   app.config, check=False)):
+        with pytest.raises(PayPalError) as e:
+            attempt()
+        assert e.value.code == code and e.value.message.startswith(message) and e.value.status == 400
+
+
+def test_clean_credentials_strips_and_forgets_an_empty_webhook_id():
+    from callme.money.paypal import clean_credentials
+
+    assert clean_credentials(" app ", " s3cret ", "live", "  ") == ("app", "s3cret", "live", None)

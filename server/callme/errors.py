@@ -1,10 +1,11 @@
 """One error type, mapped once: JSON for the API and socket paths, an HTML page elsewhere."""
 import logging
 
-from flask import jsonify, render_template_string, request
+from flask import current_app, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
+from .security import secure
 
 log = logging.getLogger(__name__)
 
@@ -34,42 +35,67 @@ class ApiError(CallmeError):
         super().__init__(code, message, status=status, fields=fields, headers=headers, extra=extra)
 
 
+class RateLimited(ApiError):
+    """Too many attempts: 429, with the seconds to wait in ``Retry-After``."""
+
+    def __init__(self, wait):
+        super().__init__(429, "rate_limited", f"Too many attempts; try again in {wait} seconds.",
+                         headers={"Retry-After": str(wait)})
+        self.wait = wait
+
+
+# Codes of HTTP errors whose name would make a clumsy code (werkzeug renames some of them).
+HTTP_CODES = {408: "request_timeout", 413: "too_large"}
+
+
 def _wants_json():
-    return request.path.startswith(("/api/", "/ws/")) or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/ws/")) or request.path.endswith(".json") or \
+        request.accept_mimetypes.best == "application/json"
 
 
-def _json(status, code, message, fields=None, headers=None, extra=None):
-    body = {"error": code, "message": message, "fields": fields or {}, **(extra or {})}
-    response = jsonify(body)
+def _answer(status, code, message, fields=None, headers=None, extra=None, title=None):
+    """The one error answer: JSON ``{"error", "message", "fields", ...}`` or an HTML page."""
+    if _wants_json():
+        response = jsonify({"error": code, "message": message, "fields": fields or {}, **(extra or {})})
+    else:
+        response = current_app.make_response(render_template_string(
+            PAGE, status=status, name=title or code.replace("_", " ").capitalize(), message=message))
     response.status_code = status
     response.headers.update(headers or {})
+    # An error is about this request only: never cached, and a page gets the pages' CSP.
+    return secure(response, referrer=None) if response.mimetype == "text/html" else _no_store(response)
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>{{ status }} {{ name }}</title>
-<main style="font:16px system-ui;max-width:40rem;margin:4rem auto"><h1>{{ name }}</h1><p>{{ message }}</p></main>"""
+<main><h1>{{ name }}</h1><p>{{ message }}</p></main>"""
+
+
+def http_code(e):
+    """A snake_case code for an HTTP error: 404 -> not_found, 405 -> method_not_allowed."""
+    return HTTP_CODES.get(e.code) or (e.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
 def init_app(app):
     @app.errorhandler(CallmeError)
     def callme_error(e):
-        if _wants_json():
-            return _json(e.status, e.code, e.message, e.fields, e.headers, e.extra)
-        return render_template_string(PAGE, status=e.status, name=e.code.replace("_", " ").capitalize(),
-                                      message=e.message), e.status, e.headers
+        db.session.rollback()  # a refusal changes nothing
+        return _answer(e.status, e.code, e.message, e.fields, e.headers, e.extra)
 
     @app.errorhandler(HTTPException)
     def http_error(e):
-        if _wants_json():
-            code = (e.name or "error").lower().replace(" ", "_").replace("'", "")
-            return _json(e.code, code, e.description or e.name)
-        return render_template_string(PAGE, status=e.code, name=e.name, message=e.description), e.code
+        # get_headers() carries what the status needs (Allow on a 405), and a Content-Type we replace.
+        headers = {k: v for k, v in e.get_headers() if k.lower() != "content-type"}
+        return _answer(e.code, http_code(e), e.description or e.name, headers=headers, title=e.name)
 
     @app.errorhandler(Exception)
     def server_error(e):
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_json():
-            return _json(500, "internal_error", "Something went wrong on our side; nothing was changed.")
-        return render_template_string(PAGE, status=500, name="Server error",
-                                      message="Something went wrong on our side."), 500
+            return _answer(500, "internal_error", "Something went wrong on our side; nothing was changed.")
+        return _answer(500, "server_error", "Something went wrong on our side.", title="Server error")

@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from ..errors import CallmeError
+
 CALL_SALT = "callme.call.v1"
 RECEIPT_SALT = "callme.receipt.v1"
 ROLES = ("visitor", "expert")
 
 
-class TokenError(Exception):
-    """A token that must not be honoured; ``code`` says why."""
+class TokenError(CallmeError):
+    """A token that must not be honoured; ``code`` says why (401; 403 for another call's token)."""
 
     def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message, status=403 if code == "token_wrong_call" else 401)
 
 
 @dataclass(frozen=True)

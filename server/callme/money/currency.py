@@ -37,6 +37,17 @@ def paypal_payable(minor, currency):
     return currency not in PAYPAL_WHOLE_UNITS or minor % 10 ** exponent(currency) == 0
 
 
+def decimal_string(minor, currency):
+    """Minor units as a plain decimal string with the currency's digits: (-150, "USD") -> "-1.50",
+    (150, "JPY") -> "150", (1500, "KWD") -> "1.500". The one rule for writing an amount as a number."""
+    if type(minor) is not int:
+        raise TypeError(f"an amount is an integer of minor units, not {minor!r}")
+    digits = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    units, rest = divmod(abs(minor), 10 ** digits)
+    return f"{sign}{units}.{rest:0{digits}d}" if digits else f"{sign}{units}"
+
+
 def to_paypal_value(minor, currency):
     """Minor units as PayPal's decimal string: (150, "USD") -> "1.50", (150, "JPY") -> "150"."""
     if type(minor) is not int:
@@ -45,13 +56,12 @@ def to_paypal_value(minor, currency):
         raise CurrencyError("PayPal amounts are never negative")
     if currency not in PAYPAL_CURRENCIES:
         raise CurrencyError(f"PayPal does not take {currency}")
-    digits = exponent(currency)
-    units, rest = divmod(minor, 10 ** digits)
-    if currency in PAYPAL_WHOLE_UNITS:
+    if currency in PAYPAL_WHOLE_UNITS:  # written without decimals: PayPal refuses "150.00" HUF
+        units, rest = divmod(minor, 10 ** exponent(currency))
         if rest:
             raise CurrencyError(f"PayPal takes whole {currency} only, not {minor} minor units")
         return str(units)
-    return f"{units}.{rest:0{digits}d}" if digits else str(units)
+    return decimal_string(minor, currency)
 
 
 def from_paypal_value(value, currency):

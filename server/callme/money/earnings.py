@@ -1,6 +1,6 @@
-"""Earnings, receipts and the calls table, derived from ledger rows: pure functions.
+"""Earnings and the calls table, derived from ledger rows: pure functions.
 
-Nothing here touches Flask or the database: the dashboard loads rows and hands them in,
+Nothing here touches Flask or the database: ``books`` loads the rows and hands them in,
 with ``now``, so every figure is testable to the minor unit without a request.
 
 How a ledger kind counts is decided in one place, ``SIGN``: captures (and the ``charge``
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from .currency import exponent
+from .currency import decimal_string
 
 SIGN = {"charge": 1, "capture": 1, "refund": -1, "reversal": -1}
 EARNING_KINDS = tuple(SIGN)
@@ -57,16 +57,6 @@ def human_utc(moment):
 
 
 # ---- money ---------------------------------------------------------------------------------
-
-def decimal_string(minor, currency):
-    """Minor units as a plain decimal string with the currency's digits: (-150, "USD") -> "-1.50"."""
-    if type(minor) is not int:
-        raise TypeError(f"an amount is an integer of minor units, not {minor!r}")
-    digits = exponent(currency)
-    sign = "-" if minor < 0 else ""
-    units, rest = divmod(abs(minor), 10 ** digits)
-    return f"{sign}{units}.{rest:0{digits}d}" if digits else f"{sign}{units}"
-
 
 def format_money(minor, currency):
     """For people: (123456, "USD") -> "$1,234.56", (1500, "JPY") -> "¥1,500", (150, "CHF") -> "CHF 1.50"."""
@@ -300,36 +290,3 @@ def page_of(total, requested, per_page=PER_PAGE):
     except (TypeError, ValueError):
         number = 1
     return Page(number=min(max(number, 1), pages), pages=pages, total=total, per_page=per_page)
-
-
-# ---- receipts ------------------------------------------------------------------------------
-
-def receipt(call, expert_name, rows, capture_id=None):
-    """A call's receipt as plain data (the JSON, and what the page shows)."""
-    money = money_of_call(rows)
-    start = from_ms(started_ms(call))
-    amount = call.amount_minor or 0
-    return {
-        "call_id": call.id,
-        "expert": expert_name,
-        "state": call.state,
-        "started_utc": iso_utc(start),
-        "started": human_utc(start),
-        "ended_utc": iso_utc(from_ms(call.ended_ms)) or None,
-        "end_reason": call.end_reason,
-        "billed_duration_ms": call.billed_ms or 0,
-        "billed_duration": format_duration(call.billed_ms or 0),
-        "billed_minutes": call.billed_minutes or 0,
-        "free_seconds": call.free_seconds,
-        "price_minor": call.price_minor,
-        "price": format_money(call.price_minor, call.currency),
-        "amount_minor": amount,
-        "amount": format_money(amount, call.currency),
-        "amount_decimal": decimal_string(amount, call.currency),
-        "currency": call.currency,
-        "refunded_minor": money["given_back"],
-        "refunded": format_money(money["given_back"], call.currency) if money["given_back"] else None,
-        "paypal_capture_id": capture_id or money["capture_id"],
-        "commission_minor": 0,
-        "note": f"No commission: the whole amount goes to {expert_name}.",
-    }

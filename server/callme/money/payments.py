@@ -6,7 +6,7 @@ that of two workers racing on one payment only one moves it. Money moves are led
 with stable keys (``payment:<id>:capture``, ``refund:<paypal refund id>``...), so writing
 one twice is impossible.
 
-No PayPal call ever happens inside the transaction that ends a call: ``ledger.settle``
+No PayPal call ever happens inside the transaction that ends a call: ``ledger.mark_payment_due``
 only marks the payment ``capture_pending`` (or ``void_pending``), and ``settle_payment``
 talks to PayPal afterwards, right after the call ended and again from the clock with
 backoff or from ``callme payments retry``. It is safe to repeat: the capture carries the
@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from .currency import CurrencyError, paypal_payable
+from ..errors import CallmeError
 from ..extensions import db
 from ..models import LedgerEntry, Payment, PayPalEvent, utcnow
+from .currency import CurrencyError, paypal_payable
 from .paypal import PayPalError, amount_of, gateway_for, order_payments
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,11 @@ class IllegalTransition(ValueError):
     pass
 
 
-class PaymentRefused(Exception):
+class PaymentRefused(CallmeError):
     """A payment that cannot pay for what was asked: answered 402 (or the given status)."""
 
     def __init__(self, code, message, status=402):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+        super().__init__(code, message, status=status)
 
 
 def now_ms():
@@ -179,7 +179,7 @@ def authorize_hold(expert, order_id, need_minor, currency, config):
         if e.code in ("ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"):
             raise PaymentRefused("payment_not_approved", "The visitor has not approved the PayPal payment "
                                  "yet.") from None
-        if e.status == 404 or e.code in ("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"):
+        if e.paypal_status == 404 or e.code in ("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"):
             raise PaymentRefused("payment_invalid", "PayPal does not know this order for the expert's "
                                  "PayPal account.") from None
         raise _refusal(e, "payment_declined") from None
@@ -490,6 +490,41 @@ def _capture_id_of(resource, event_type):
         if link.get("rel") == "up" and "/captures/" in href:
             return href.rstrip("/").rsplit("/", 1)[-1]
     return None
+
+
+class WebhookRefused(CallmeError):
+    """A webhook delivery that changes nothing: 400 not an event, 401 not verified, 503 try again."""
+
+
+def receive_event(expert, event, headers, config, sender=None):
+    """Check a delivered webhook event's shape, verify it with PayPal, apply it once. Returns the outcome."""
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or \
+            not isinstance(event.get("event_type"), str) or not isinstance(event.get("resource"), dict) or \
+            not event["id"] or len(event["id"]) > 64 or len(event["event_type"]) > 64:
+        log.warning("malformed PayPal webhook for %s from %s", expert.handle, sender)
+        raise WebhookRefused("bad_event", "Not a PayPal webhook event.")
+    if not expert.paypal_connected or not expert.paypal_webhook_id:
+        log.warning("PayPal webhook %s for %s, who has no webhook id set", event["id"], expert.handle)
+        raise WebhookRefused("webhook_unverified", "This expert has no PayPal webhook configured.", status=401)
+    try:
+        verified = gateway_for(expert, config).verify_webhook(headers, event, expert.paypal_webhook_id)
+    except PayPalError as e:
+        log.warning("PayPal webhook %s for %s not verified: %s", event["id"], expert.handle, e.message)
+        if e.transient:  # PayPal retries the delivery when we answer 5xx
+            raise WebhookRefused("paypal_unavailable", "PayPal could not verify the event now.", status=503) \
+                from None
+        raise WebhookRefused("webhook_unverified", "The event could not be verified with PayPal.", status=401) \
+            from None
+    if not verified:
+        log.warning("PayPal webhook %s (%s) for %s failed verification; refused", event["id"],
+                    event["event_type"], expert.handle)
+        raise WebhookRefused("webhook_unverified", "PayPal did not confirm this event's signature.", status=401)
+    try:
+        return apply_event(expert, event)
+    except (PaymentRefused, IllegalTransition) as e:
+        db.session.rollback()
+        log.warning("PayPal webhook %s for %s not applied: %s", event["id"], expert.handle, e)
+        raise WebhookRefused("bad_event", str(getattr(e, "message", e))) from None
 
 
 def apply_event(expert, event):

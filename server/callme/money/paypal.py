@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..errors import CallmeError
 from .currency import from_paypal_value, to_paypal_value
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,17 @@ MODES = ("sandbox", "live")
 PREFER = "return=representation"
 
 
-class PayPalError(Exception):
-    """A refusal or failure at PayPal. ``code`` is PayPal's issue name (or ours)."""
+class PayPalError(CallmeError):
+    """A refusal or failure at PayPal. ``code`` is PayPal's issue name (or ours), ``paypal_status``
+    the HTTP status PayPal answered; where one reaches a person it answers 503 when a retry may
+    help (``transient``), else 400."""
 
-    def __init__(self, code, message, status=None, transient=False, payload=None):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
-        self.transient, self.payload = transient, payload
+    def __init__(self, code, message, paypal_status=None, transient=False, payload=None):
+        super().__init__(code, message, status=503 if transient else 400)
+        self.paypal_status, self.transient, self.payload = paypal_status, transient, payload
 
     def __repr__(self):
-        return f"PayPalError({self.code!r}, {self.message!r}, status={self.status})"
+        return f"PayPalError({self.code!r}, {self.message!r}, paypal_status={self.paypal_status})"
 
 
 # ---- secrets at rest ---------------------------------------------------------------------
@@ -333,8 +335,7 @@ def forget_gateways():
 def check_credentials(client_id, secret, mode, base_url=None, timeout=15):
     """Fetch a token with these credentials: None when PayPal takes them, PayPalError when not.
     ``base_url`` replaces PayPal's address (PAYPAL_BASE_URL), as for every Gateway."""
-    if not client_id or not secret:
-        raise PayPalError("invalid_client", "Enter both the client id and the secret of your PayPal REST app.")
+    client_id, secret, mode, _ = clean_credentials(client_id, secret, mode)
     Gateway(client_id, secret, mode, base_url, timeout).check()
 
 
@@ -364,6 +365,37 @@ def approve_url(order):
 
 # ---- an expert's credentials --------------------------------------------------------------
 
+def clean_credentials(client_id, secret, mode, webhook_id=None, secret_required=True):
+    """An expert's PayPal app as it is stored: (client id, secret, mode, webhook id or None),
+    stripped; PayPalError saying what is wrong. The one check of the form, the CLI and the store."""
+    client_id, secret = (client_id or "").strip(), (secret or "").strip()
+    webhook_id = (webhook_id or "").strip() or None
+    if mode not in MODES:
+        raise PayPalError("bad_mode", "Choose sandbox or live.")
+    if not client_id:
+        raise PayPalError("invalid_client", "Enter the client id of your PayPal REST app.")
+    if len(client_id) > 128 or any(c.isspace() for c in client_id):
+        raise PayPalError("invalid_client", "That is not a PayPal client id (at most 128 characters, no spaces).")
+    if not secret and secret_required:
+        raise PayPalError("invalid_client", "Enter the secret of your PayPal REST app.")
+    if len(secret) > 512 or any(c.isspace() for c in secret):
+        raise PayPalError("invalid_client", "That is not a PayPal secret (at most 512 characters, no spaces).")
+    if webhook_id is not None and (len(webhook_id) > 64 or any(c.isspace() for c in webhook_id)):
+        raise PayPalError("bad_webhook_id", "That is not a PayPal webhook id (at most 64 characters, no spaces).")
+    return client_id, secret, mode, webhook_id
+
+
+def kept_secret(expert, client_id, config):
+    """The stored secret, for a form that leaves it empty: it is never shown again, so an empty
+    field keeps it, for the same app only."""
+    if not expert.paypal_secret_enc or client_id != expert.paypal_client_id:
+        raise PayPalError("invalid_client", "Enter the secret of your PayPal REST app.")
+    try:
+        return decrypt_secret(config, expert.paypal_secret_enc)
+    except PayPalError as e:
+        raise PayPalError(e.code, f"{e.message} Enter the secret again.") from None
+
+
 def set_paypal_credentials(expert, client_id, secret, mode, webhook_id=None, config=None, check=True):
     """Store an expert's own PayPal REST app: checked with PayPal first (a token is fetched;
     PayPalError when refused, nothing stored then), the secret encrypted at rest."""
@@ -374,14 +406,7 @@ def set_paypal_credentials(expert, client_id, secret, mode, webhook_id=None, con
         from flask import current_app
 
         config = current_app.config
-    client_id, secret = (client_id or "").strip(), (secret or "").strip()
-    webhook_id = (webhook_id or "").strip() or None
-    if mode not in MODES:
-        raise PayPalError("bad_mode", "The PayPal mode is 'sandbox' or 'live'.")
-    if not client_id or not secret or len(client_id) > 128 or len(secret) > 512:
-        raise PayPalError("invalid_client", "Enter the client id and secret of your PayPal REST app.")
-    if webhook_id is not None and len(webhook_id) > 64:
-        raise PayPalError("bad_webhook_id", "A PayPal webhook id is at most 64 characters.")
+    client_id, secret, mode, webhook_id = clean_credentials(client_id, secret, mode, webhook_id)
     if check:
         check_credentials(client_id, secret, mode, config.get("PAYPAL_BASE_URL"), config.get("PAYPAL_TIMEOUT", 15))
     expert.paypal_client_id = client_id

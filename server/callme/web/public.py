@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 
 from ..extensions import db
 from ..models import ORDER_ID_RE, Expert
-from ..security import content_security_policy
+from ..security import secure
 from ..urls import own_origin
 
 bp = Blueprint("pages", __name__)
@@ -41,10 +41,8 @@ def widget(handle):
     expert = db.session.scalar(db.select(Expert).filter_by(handle=handle))
     if expert is None:
         abort(404, f"Expert {handle!r} does not exist.")
-    response = send_from_directory(assets_dir("widget"), "index.html", max_age=0)
-    response.headers["Content-Security-Policy"] = content_security_policy(["'self'", *expert.allowed_origins])
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "strict-origin"
+    response = secure(send_from_directory(assets_dir("widget"), "index.html", max_age=0),
+                      frame_ancestors=["'self'", *expert.allowed_origins], referrer="strict-origin")
     response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), display-capture=(self)"
     return response
 
@@ -67,13 +65,9 @@ def paypal_window(step):
     if step != "wait" and not ORDER_ID_RE.match(order_id):
         status, title, text = "invalid", "Not a PayPal answer", "This link is not a PayPal order. Go back to the call window."
         order_id = ""
-    response = current_app.make_response((render_template(
+    return secure(current_app.make_response((render_template(
         "paypal_return.html", status=status, title=title, text=text, order_id=order_id),
-        400 if status == "invalid" else 200))
-    response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+        400 if status == "invalid" else 200)))
 
 
 @bp.get("/<handle>")
@@ -82,6 +76,5 @@ def profile(handle):
     expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
     if expert is None:
         abort(404, f"There is no expert called {handle!r} here.")
-    response = current_app.make_response(render_template("profile.html", expert=expert, origin=own_origin()))
-    response.headers["Content-Security-Policy"] = content_security_policy(["'none'"])
-    return response
+    return secure(current_app.make_response(render_template("profile.html", expert=expert, origin=own_origin())),
+                  cache=None, referrer=None)

@@ -1,12 +1,14 @@
 """Request and response bodies of the JSON API; the OpenAPI document is built from these."""
+import json
+
 from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..errors import ApiError
+from .limits import read_body
 
-from ..models import CALL_KINDS, HANDLE_RE, ORDER_ID_RE
+from ..models import CALL_KINDS, HANDLE_RE, MAX_PRICE, ORDER_ID_RE
 
-MAX_PRICE = 10_000_000  # minor units per minute
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 
 
@@ -25,24 +27,24 @@ class PaymentRefSchema(Schema):
                                                       "by the visitor."})
 
 
-class CreateCallSchema(Schema):
+class VisitSchema(Schema):
+    """What every visitor request names: the expert, the price the visitor was shown, the page."""
+
     expert = fields.String(required=True, validate=validate.Regexp(HANDLE_RE, error="Not an expert handle."))
-    kind = fields.String(load_default="instant", validate=validate.OneOf(CALL_KINDS))
     price = fields.Nested(PriceSchema, required=True,
                           metadata={"description": "The price the visitor was shown; it must still be current."})
     origin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255),
                            metadata={"description": "Origin of the page that embeds the button."})
+
+
+class CreateCallSchema(VisitSchema):
+    kind = fields.String(load_default="instant", validate=validate.OneOf(CALL_KINDS))
     payment = fields.Nested(PaymentRefSchema, load_default=None, allow_none=True,
                             metadata={"description": "Required when the price is above 0: the approved PayPal "
                                                      "hold for cap_minutes x price."})
 
 
-class CreateOrderSchema(Schema):
-    expert = fields.String(required=True, validate=validate.Regexp(HANDLE_RE, error="Not an expert handle."))
-    price = fields.Nested(PriceSchema, required=True,
-                          metadata={"description": "The price the visitor was shown; it must still be current."})
-    origin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255),
-                           metadata={"description": "Origin of the page that embeds the button."})
+class CreateOrderSchema(VisitSchema):
     return_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=512),
                                metadata={"description": "Where PayPal sends the payer back: a page of callme's own "
                                                         "origin (default /paypal/return)."})
@@ -133,16 +135,27 @@ class ExpertSchema(Schema):
 
 
 class ErrorSchema(Schema):
-    error = fields.String(required=True)
-    message = fields.String(required=True)
-    fields_ = fields.Dict(data_key="fields")
+    error = fields.String(required=True, metadata={"description": "A stable code, e.g. expert_busy."})
+    message = fields.String(required=True, metadata={"description": "For people."})
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "Per field, what is wrong (422)."})
+    price = fields.Nested(PriceSchema, metadata={"description": "price_changed only: the current price."})
+    status = fields.String(metadata={"enum": ["online", "busy", "offline"],
+                                     "description": "expert_busy, expert_offline: the expert's status now."})
+
+
+def read_json(raw):
+    """Parse a JSON body; None when it is not JSON (or nested too deep to parse)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nesting past the interpreter's limit
+        return None
 
 
 def load_json(schema):
     """Validate the JSON body: 400 when it is not a JSON object, 422 when fields are wrong."""
     if not request.is_json:
         raise ApiError(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    data = read_json(read_body())
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "The body is not a JSON object.")
     try:
