@@ -2,15 +2,15 @@
 
 It calls ``callme.create_app()`` unchanged, except:
 
-* ``BENCH_POOL=unlimited``: SQLAlchemy's ``max_overflow=-1``. Every open socket keeps one pooled
-  connection checked out for its whole life (its session is only removed when the handler
-  returns), so the default pool (5 + 10 overflow, 30 s wait) admits about 15 sockets. Lifting
-  the limit measures the signaling path itself.
-* ``BENCH_DIAGNOSE=1``: log each clock tick's duration and each slow or full garbage collection
-  (``BENCHDIAG ...`` lines on stderr, summarised by the benchmark). Measurement only.
-* ``BENCH_PROFILE=<file>``: run the worker under cProfile (greenlets share one thread, so one
-  profile sees them all; own time per function is meaningful, cumulative time is not) and write
-  the stats to <file> every 5 s.
+* ``BENCH_POOL=unlimited``: SQLAlchemy's ``max_overflow=-1``. Sockets give their pooled
+  connection back while they wait for a frame, so the default pool (5 + 10 overflow) does not
+  cap the open sockets; lifting the limit shows what waiting for a connection costs under load.
+* ``BENCH_DIAGNOSE=1``: log each clock tick's duration (``Clock.tick``: due calls, meters,
+  payment retries) and each slow or full garbage collection (``BENCHDIAG ...`` lines on stderr,
+  summarised by the benchmark). Measurement only.
+* ``BENCH_PROFILE=<file>`` (set it in the environment; the benchmark has no flag for it): run
+  the worker under cProfile (greenlets share one thread, so one profile sees them all; own time
+  per function is meaningful, cumulative time is not) and write the stats to <file> every 5 s.
 """
 import gc
 import os
@@ -22,9 +22,9 @@ from callme.config import Config
 
 
 def _diagnose():
-    from callme.calls.lifecycle import CallService
+    from callme.calls.clock import Clock
 
-    tick = CallService.tick
+    tick = Clock.tick
 
     def timed_tick(self):
         t = time.perf_counter()
@@ -33,7 +33,7 @@ def _diagnose():
         finally:
             print(f"BENCHDIAG tick {(time.perf_counter() - t) * 1000:.1f} ms", file=sys.stderr, flush=True)
 
-    CallService.tick = timed_tick
+    Clock.tick = timed_tick
     started = {}
 
     def on_gc(phase, info):

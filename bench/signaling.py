@@ -24,8 +24,8 @@ The client runs in this process: its CPU use, its event loop's lag and the CPU u
 else on the machine are printed too, because on a 2-core machine they compete with the worker.
 
 By default the server is ``callme:create_app()`` exactly as users run it. ``--db-pool unlimited``
-serves bench/server_app.py instead: the same app with no limit on SQLAlchemy's pool (each open
-socket keeps a pooled connection checked out, and the default pool admits about 15).
+serves bench/server_app.py instead: the same app with no limit on SQLAlchemy's pool (sockets
+hold a pooled connection only while they handle a frame; this shows what waiting for one costs).
 ``--diagnose`` logs the clock tick's duration and garbage collections in the worker;
 ``--timeline`` prints per-second figures of the window.
 """

@@ -1,5 +1,4 @@
-"""Migrations build exactly the models' schema (SQLite and PostgreSQL) and go back down;
-the ``expert create`` command creates experts and refuses bad values clearly."""
+"""Migrations build exactly the models' schema (SQLite and PostgreSQL) and go back down."""
 import secrets
 import socket
 
@@ -7,14 +6,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from werkzeug.security import generate_password_hash
 
-from callme import create_app, models
+from callme import create_app
 from callme.config import TestConfig
 from callme.extensions import db
-from callme.models import Expert
 
-TABLES = {"experts", "calls", "ledger", "bus_lease", "payments", "paypal_events"}
+TABLES = {"experts", "expert_sessions", "calls", "ledger", "bus_lease", "payments", "paypal_events"}
 PG_ADMIN_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
 
@@ -167,100 +164,3 @@ def test_postgres_migrations_match_the_models(pg_database):
         finally:
             db.session.remove()
             db.engine.dispose()
-
-
-# ---- callme expert create -------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
-
-
-def create_args(**overrides):
-    values = {"--email": "ann@example.com", "--handle": "ann", "--name": "Ann Law", "--price": "150",
-              "--password": "a-good-password", **overrides}
-    args = ["expert", "create"]
-    for option, value in values.items():
-        if value is None:
-            continue
-        for v in value if isinstance(value, list) else [value]:
-            args += [option, v]
-    return args
-
-
-def experts():
-    db.session.expire_all()
-    return db.session.scalars(sa.select(Expert)).all()
-
-
-def test_cli_creates_an_expert(runner):
-    result = runner.invoke(args=create_args(**{
-        "--handle": "Ann", "--email": "Ann@Example.com", "--currency": "eur", "--free-seconds": "30",
-        "--cap-minutes": "20", "--origin": ["https://ann-law.example/", "https://www.ann-law.example"]}))
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == "Created expert ann (ann@example.com)."
-    (expert,) = experts()
-    assert (expert.handle, expert.email, expert.display_name, expert.price_minor, expert.currency,
-            expert.free_seconds, expert.cap_minutes, expert.allowed_origins) == (
-        "ann", "ann@example.com", "Ann Law", 150, "EUR", 30, 20,
-        ["https://ann-law.example", "https://www.ann-law.example"])
-    assert expert.check_password("a-good-password")
-    assert not expert.check_password("another-password")
-    assert "a-good-password" not in expert.password_hash
-
-
-def test_cli_defaults(runner):
-    assert runner.invoke(args=create_args()).exit_code == 0
-    (expert,) = experts()
-    assert (expert.currency, expert.free_seconds, expert.cap_minutes, expert.allowed_origins) == ("USD", 60, 60, [])
-
-
-def test_cli_password_from_the_environment(runner):
-    result = runner.invoke(args=create_args(**{"--password": None}),
-                           env={"CALLME_EXPERT_PASSWORD": "from-the-env-123"})
-    assert result.exit_code == 0, result.output
-    assert experts()[0].check_password("from-the-env-123")
-
-
-@pytest.mark.parametrize("overrides, message", [
-    ({"--handle": "Bad Handle"}, "The handle takes 1-32 lowercase letters"),
-    ({"--handle": "-ann"}, "The handle takes 1-32 lowercase letters"),
-    ({"--handle": "ann-"}, "The handle takes 1-32 lowercase letters"),
-    ({"--handle": "a" * 33}, "The handle takes 1-32 lowercase letters"),
-    ({"--handle": "ann_law"}, "The handle takes 1-32 lowercase letters"),
-    ({"--email": "not-an-email"}, "The email address is not valid."),
-    ({"--currency": "US"}, "The currency must be an ISO 4217 code"),
-    ({"--currency": "USDX"}, "The currency must be an ISO 4217 code"),
-    ({"--currency": "U$D"}, "The currency must be an ISO 4217 code"),
-    ({"--price": "-1"}, "The price cannot be negative."),
-    ({"--price": "1.50"}, "'1.50' is not a valid integer"),
-    ({"--price": "abc"}, "'abc' is not a valid integer"),
-    ({"--price": None}, "Missing option '--price'"),
-    ({"--email": None}, "Missing option '--email'"),
-    ({"--password": "short"}, "The password needs at least 8 characters."),
-    ({"--currency": "ÄÖÜ"}, "The currency must be an ISO 4217 code"),
-    ({"--free-seconds": "-5"}, "free"),
-    ({"--cap-minutes": "0"}, "cap"),
-    ({"--price": "20000000"}, "price"),
-    ({"--handle": "dashboard"}, "is taken by a callme page"),
-    ({"--handle": "Receipts"}, "is taken by a callme page"),
-    ({"--handle": "api"}, "is taken by a callme page"),
-])
-def test_cli_refuses_bad_values(runner, overrides, message):
-    result = runner.invoke(args=create_args(**overrides))
-    db.session.rollback()
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert "Error: " in result.output and message in result.output
-    assert "Traceback" not in result.output
-    assert experts() == []
-
-
-def test_cli_refuses_a_taken_handle_or_email(runner):
-    assert runner.invoke(args=create_args()).exit_code == 0
-    for overrides in ({"--email": "other@example.com"}, {"--handle": "other"}, {"--email": "ANN@example.com",
-                                                                               "--handle": "other"}):
-        result = runner.invoke(args=create_args(**overrides))
-        assert result.exit_code == 2
-        assert "An expert with that handle or email already exists." in result.output
-    assert len(experts()) == 1

@@ -1,21 +1,18 @@
 """Command line: ``callme expert create``, ``callme serve``, ``callme demo`` and Flask's own."""
 import functools
-import http.server
 import os
-import re
-import subprocess
 import sys
-import threading
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from .experts.accounts import CURRENCY_HELP, change_password, create_expert
 from .extensions import db
-from .models import HANDLE_RE, RESERVED_HANDLES, Expert
-from .web.schemas import MAX_PRICE
+from .models import Expert
 
-CURRENCY_HELP = "ISO 4217 code, e.g. USD"
+UPGRADE_FIRST = "run `callme db upgrade` first"
 
 
 def init_app(app):
@@ -30,41 +27,36 @@ def expert_group():
     """Manage expert accounts."""
 
 
-def create_expert(email, password, handle, name, price, currency="USD", free_seconds=None,
-                  cap_minutes=None, origins=()):
-    """Create an expert; raise ValueError with a readable message for bad values."""
-    handle = handle.lower()
-    if not HANDLE_RE.match(handle):
-        raise ValueError("The handle takes 1-32 lowercase letters, digits and inner dashes.")
-    if handle in RESERVED_HANDLES:
-        raise ValueError(f"The handle {handle!r} is taken by a callme page; choose another.")
-    if "@" not in email:
-        raise ValueError("The email address is not valid.")
-    if not re.fullmatch(r"[A-Za-z]{3}", currency):
-        raise ValueError(f"The currency must be an {CURRENCY_HELP}.")
-    if price < 0:
-        raise ValueError("The price cannot be negative.")
-    if price > MAX_PRICE:
-        raise ValueError(f"The price can be at most {MAX_PRICE} minor units per minute.")
-    if free_seconds is not None and free_seconds < 0:
-        raise ValueError("The free seconds cannot be negative.")
-    if cap_minutes is not None and cap_minutes < 1:
-        raise ValueError("The cap must be at least 1 minute.")
-    if len(password) < 8:
-        raise ValueError("The password needs at least 8 characters.")
-    if db.session.scalar(db.select(Expert).where((Expert.handle == handle) | (Expert.email == email.lower()))):
-        raise ValueError("An expert with that handle or email already exists.")
-    cfg = current_app.config
-    expert = Expert(
-        email=email.lower(), handle=handle, display_name=name, price_minor=price, currency=currency.upper(),
-        free_seconds=cfg["DEFAULT_FREE_SECONDS"] if free_seconds is None else free_seconds,
-        cap_minutes=cfg["DEFAULT_CAP_MINUTES"] if cap_minutes is None else cap_minutes,
-        allowed_origins=[o.rstrip("/") for o in origins],
-    )
-    expert.set_password(password)
-    db.session.add(expert)
-    db.session.commit()
-    return expert
+def needs_schema(command):
+    """Refuse to run on a database not migrated to this version, saying what to run."""
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        problem = _schema_problem()
+        if problem:
+            raise click.ClickException(f"{problem}: {UPGRADE_FIRST}.")
+        return command(*args, **kwargs)
+    return wrapped
+
+
+def _schema_problem():
+    """Why the database cannot serve the commands yet, or None."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with db.engine.connect() as connection:
+        if not sa.inspect(connection).has_table(Expert.__tablename__):
+            return f"The database has no tables yet ({_where()})"
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    # A schema made by db.create_all() (tests) has no version: taken as current.
+    heads = set(ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config()).get_heads())
+    if current and current != heads:
+        return (f"The database's schema is at {', '.join(sorted(current))}, this callme needs "
+                f"{', '.join(sorted(heads))} ({_where()})")
+    return None
+
+
+def _where():
+    return db.engine.url.render_as_string(hide_password=True)
 
 
 @expert_group.command("create")
@@ -78,6 +70,7 @@ def create_expert(email, password, handle, name, price, currency="USD", free_sec
 @click.option("--origin", "origins", multiple=True, help="A site allowed to embed the button (repeat).")
 @click.password_option(envvar="CALLME_EXPERT_PASSWORD")
 @with_appcontext
+@needs_schema
 def create_expert_command(email, handle, name, price, currency, free_seconds, cap_minutes, origins, password):
     """Create an expert account."""
     try:
@@ -85,6 +78,23 @@ def create_expert_command(email, handle, name, price, currency, free_seconds, ca
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     click.echo(f"Created expert {expert.handle} ({expert.email}).")
+
+
+@expert_group.command("password")
+@click.option("--handle", required=True)
+@click.password_option(envvar="CALLME_EXPERT_PASSWORD")
+@with_appcontext
+@needs_schema
+def expert_password_command(handle, password):
+    """Set an expert's password; every session of the expert ends."""
+    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
+    if expert is None:
+        raise click.UsageError(f"Expert {handle!r} does not exist.")
+    try:
+        change_password(expert, password)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(f"Changed the password of {expert.handle}; every session of {expert.handle} has ended.")
 
 
 @expert_group.command("paypal")
@@ -96,6 +106,7 @@ def create_expert_command(email, handle, name, price, currency, free_seconds, ca
               "/api/v1/paypal/webhooks/<handle>.")
 @click.option("--no-check", is_flag=True, help="Store without asking PayPal for a token first.")
 @with_appcontext
+@needs_schema
 def expert_paypal_command(handle, client_id, secret, mode, webhook_id, no_check):
     """Connect an expert's own PayPal app (checked with PayPal; the secret stored encrypted)."""
     from .money.paypal import set_paypal_credentials
@@ -120,6 +131,7 @@ def payments_group():
 @click.option("--all", "everything", is_flag=True,
               help="Every unsettled payment now, backoff or not (and holds that never became a call).")
 @with_appcontext
+@needs_schema
 def payments_retry_command(everything):
     """Settle the payments whose capture or void failed before."""
     from .money.payments import retry_due
@@ -133,6 +145,7 @@ def payments_retry_command(everything):
 @payments_group.command("list")
 @click.option("--handle", default=None)
 @with_appcontext
+@needs_schema
 def payments_list_command(handle):
     """The payments that are not settled yet."""
     from .models import Payment
@@ -156,15 +169,18 @@ def gunicorn_argv(bind, workers=1, extra=()):
 @click.command("serve")
 @click.option("--bind", default="127.0.0.1:5000", show_default=True)
 @click.option("--workers", default=1, show_default=True,
-              help="More than one needs REDIS_URL (a shared bus).")
+              help="More than one needs a bus shared between processes, which callme does not have yet.")
 @with_appcontext
 def serve(bind, workers):
     """Upgrade the database and serve with gunicorn (gevent)."""
     from flask_migrate import upgrade
 
+    if workers > 1 and not current_app.extensions["callme.bus"].several_processes:
+        # Each worker would hold its own in-process bus and only one may serve the database:
+        # the others would answer 503. REDIS_URL changes nothing until a Redis bus exists.
+        raise click.UsageError("Run one worker: several need a bus shared between processes, and callme only "
+                               "has the in-process bus so far (REDIS_URL does not provide one yet).")
     upgrade()
-    if workers > 1 and not current_app.config.get("REDIS_URL"):
-        raise click.UsageError("Several workers need a shared bus: set REDIS_URL, or run one worker.")
     os.environ.setdefault("CALLME_INSTANCE", current_app.instance_path)
     os.environ.setdefault("SECRET_KEY", current_app.config["SECRET_KEY"])
     argv = gunicorn_argv(bind, workers)
@@ -180,60 +196,9 @@ def serve(bind, workers):
 def demo(bind, site_port, paypal_port):
     """Serve callme with a demo expert, the example expert site on a second origin, and a
     PayPal emulator standing in for PayPal (ray's PayPal app lives there)."""
-    from flask_migrate import upgrade
+    from .dev.demo import run  # the dev tools load only here: production never imports them
 
-    upgrade()
-    host, _, port = bind.rpartition(":")
-    site_origins = [f"http://127.0.0.1:{site_port}", f"http://localhost:{site_port}"]
-    ray = db.session.scalar(db.select(Expert).filter_by(handle="ray"))
-    if not ray:
-        ray = create_expert("ray@example.com", "demo-password", "ray", "Ray Demo", 30, "USD", origins=site_origins)
-    emulator = None
-    if not current_app.config.get("PAYPAL_BASE_URL"):
-        from .money.paypal import set_paypal_credentials
-        from .dev.paypal_emulator import PayPalEmulator
-
-        emulator = PayPalEmulator().start(host="127.0.0.1", port=paypal_port)
-        current_app.config["PAYPAL_BASE_URL"] = emulator.url
-        # The emulator forgets everything when it stops: give ray's app back to it each time.
-        emulator.add_app("demo-ray", "demo-ray-secret", merchant_name="Ray Demo")
-        emulator.add_webhook("demo-ray", "WH-DEMO-RAY")
-        if ray.paypal_client_id != "demo-ray":
-            set_paypal_credentials(ray, "demo-ray", "demo-ray-secret", "sandbox", "WH-DEMO-RAY",
-                                   current_app.config)
-    base = f"http://{host}:{port}"
-    site = os.path.join(current_app.config["ASSETS_DIR"], "examples", "expert-site")
-    handler = functools.partial(_QuietHandler, directory=site)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env = {**os.environ, "CALLME_INSTANCE": current_app.instance_path, "SECRET_KEY": current_app.config["SECRET_KEY"],
-           "PAYPAL_BASE_URL": current_app.config["PAYPAL_BASE_URL"]}
-    server = subprocess.Popen(gunicorn_argv(bind), env=env)
-    click.echo(f"""
-callme is running.
-  As the visitor, open the expert's own site:  http://127.0.0.1:{site_port}/
-  or the expert's callme page:                  {base}/ray
-  As the expert, log in and go online:          {base}/login   (ray@example.com / demo-password)
-  The expert's earnings and PayPal settings:    {base}/dashboard
-  Public status (JSON):                         {base}/api/v1/experts/ray/status
-  API description:                              {base}/api/v1/openapi.json
-  PayPal (emulated unless PAYPAL_BASE_URL):     {current_app.config["PAYPAL_BASE_URL"]}
-Press Ctrl-C to stop.
-""")
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(10)
-    finally:
-        httpd.shutdown()
-        if emulator is not None:
-            emulator.stop()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
+    run(bind, site_port, paypal_port)
 
 
 def main():

@@ -1,7 +1,8 @@
 """Database models. Clock fields of a call are integer milliseconds since the epoch."""
+import hashlib
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -11,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 
 HANDLE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_PRICE = 10_000_000  # minor units per minute
 # What callme accepts as a PayPal order id, wherever one comes in (API bodies, PayPal's return).
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # First path segments callme serves itself: an expert's page /<handle> must never shadow them.
@@ -33,6 +35,11 @@ def off_the_loop(fn, *args):
     if not monkey.is_module_patched("threading"):
         return fn(*args)
     return get_hub().threadpool.apply(fn, args)
+
+
+def password_matches(password_hash, password):
+    """Check a password against a hash, off the event loop."""
+    return off_the_loop(check_password_hash, password_hash, password)
 
 
 def utcnow():
@@ -89,10 +96,58 @@ class Expert(db.Model):
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password):
-        return off_the_loop(check_password_hash, self.password_hash, password)
+        return password_matches(self.password_hash, password)
 
     def __repr__(self):
         return f"<Expert {self.handle}>"
+
+
+class ExpertSession(db.Model):
+    """A live login. The signed session cookie carries the expert's id and a random session id;
+    only its SHA-256 is stored. A request is logged in while the row exists and has not
+    expired, so logging out (deleting the row) ends the session even for a copied cookie."""
+
+    __tablename__ = "expert_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("experts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    # Fixed at login: a stolen cookie is worth at most one session lifetime, however it is used.
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+
+    @staticmethod
+    def _key(sid):
+        return hashlib.sha256(sid.encode()).hexdigest()
+
+    @classmethod
+    def open(cls, expert_id, lifetime_seconds):
+        """Start a session (the caller commits); return the id the cookie carries."""
+        now = utcnow()
+        db.session.execute(sa.delete(cls).where(cls.expires_at <= now))  # expired ones, now and then
+        sid = secrets.token_urlsafe(32)
+        db.session.add(cls(id=cls._key(sid), expert_id=expert_id, created_at=now,
+                           expires_at=now + timedelta(seconds=lifetime_seconds)))
+        return sid
+
+    @classmethod
+    def expert(cls, expert_id, sid):
+        """The expert of a live session, or None: one primary-key lookup per request."""
+        if not isinstance(expert_id, int) or not isinstance(sid, str) or not sid:
+            return None
+        return db.session.scalar(
+            sa.select(Expert).join(cls, cls.expert_id == Expert.id)
+            .where(cls.id == cls._key(sid), Expert.id == expert_id, cls.expires_at > utcnow()))
+
+    @classmethod
+    def close(cls, sid):
+        """End one session (the caller commits)."""
+        if isinstance(sid, str) and sid:
+            db.session.execute(sa.delete(cls).where(cls.id == cls._key(sid)))
+
+    @classmethod
+    def close_all(cls, expert_id):
+        """End every session of an expert (the caller commits)."""
+        db.session.execute(sa.delete(cls).where(cls.expert_id == expert_id))
 
 
 class Call(db.Model):

@@ -1,7 +1,13 @@
 """Who is logged in, CSRF, and the security headers every response carries.
 
-One ``login_required`` for the expert's pages, one ``secure`` helper for a page's
-headers (CSP, caching, referrer); the defaults every response gets are set by ``init_app``.
+Sessions: the signed cookie holds the expert's id and a random session id; the
+``expert_sessions`` table holds the live ones (hashed). Each request costs one primary-key
+lookup, joined with the expert's row that the request needed anyway. Logging out deletes this
+session's row, so a copy of the cookie stops working too; "log out everywhere" and a password
+change delete all of the expert's rows. A session lives at most PERMANENT_SESSION_LIFETIME.
+
+Headers: one ``login_required`` for the expert's pages, one ``secure`` helper for a page's
+own headers (CSP, caching, referrer); ``init_app`` adds the defaults every response gets.
 """
 import functools
 import hmac
@@ -10,14 +16,35 @@ import secrets
 from flask import abort, redirect, request, session, url_for
 
 from .extensions import db
-from .models import Expert
+from .models import ExpertSession
 from .urls import own_origin
+
+DEFAULT_REFERRER_POLICY = "strict-origin-when-cross-origin"
 
 
 def current_expert():
     """The expert logged in on this session, or None."""
-    expert_id = session.get("expert_id")
-    return db.session.get(Expert, expert_id) if isinstance(expert_id, int) else None
+    return ExpertSession.expert(session.get("expert_id"), session.get("sid"))
+
+
+def log_in(expert, lifetime_seconds):
+    """Start a new session for the expert: a fresh cookie, a new server-side session."""
+    session.clear()
+    sid = ExpertSession.open(expert.id, lifetime_seconds)
+    db.session.commit()
+    session["expert_id"], session["sid"] = expert.id, sid
+    session.permanent = True
+
+
+def log_out(everywhere=False):
+    """End this session, or every session of its expert; forget the cookie."""
+    expert = current_expert() if everywhere else None
+    if expert is not None:
+        ExpertSession.close_all(expert.id)
+    else:
+        ExpertSession.close(session.get("sid"))
+    db.session.commit()
+    session.clear()
 
 
 def login_required(view):
@@ -61,3 +88,22 @@ def secure(response, frame_ancestors=("'none'",), cache="no-store", referrer="no
     if referrer:
         response.headers["Referrer-Policy"] = referrer
     return response
+
+
+def init_app(app):
+    """Give every response the headers no view should have to remember."""
+    # Secure-only cookies (an https PUBLIC_URL, see create_app, or SESSION_COOKIE_SECURE) mean
+    # an https-only site: tell browsers never to try http.
+    hsts = f"max-age={app.config['HSTS_MAX_AGE']}" if app.config.get("SESSION_COOKIE_SECURE") else None
+
+    @app.after_request
+    def default_headers(response):
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers.setdefault("Referrer-Policy", DEFAULT_REFERRER_POLICY)
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", hsts)
+        # Pages without a policy of their own (error pages among them) get the strict one.
+        if response.mimetype == "text/html" and "Content-Security-Policy" not in headers:
+            headers["Content-Security-Policy"] = content_security_policy()
+        return response

@@ -1,44 +1,74 @@
-"""The expert's account: the login form, logging out, and the session API."""
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+"""The expert's account: the login form, logging out (here or everywhere), the password form,
+and the session API."""
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..errors import ApiError
-from ..extensions import db
-from ..models import Expert
-from ..security import check_csrf, csrf_token, current_expert, secure
+from ..experts.accounts import authenticate, change_password
+from ..security import check_csrf, csrf_token, current_expert, log_in, log_out, login_required, secure
 from .limits import limit
 from .schemas import ExpertSchema, LoginSchema, load_json
 
 bp = Blueprint("account", __name__)
 
 
+def _lifetime():
+    return int(current_app.permanent_session_lifetime.total_seconds())
+
+
+def _everywhere(values):
+    return values.get("everywhere", "") in ("1", "true", "yes", "on")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status = None, 200
     if request.method == "POST":
         check_csrf()
         try:
             limit("RATE_LIMIT_LOGIN", f"login:{request.remote_addr}")
         except ApiError as e:
-            return render_template("login.html", error=e.message, csrf=csrf_token()), 429
-        email = request.form.get("email", "").strip().lower()[:254]
-        expert = db.session.scalar(db.select(Expert).filter_by(email=email)) if email else None
-        if expert is None or not expert.check_password(request.form.get("password", "")[:256]):
-            error = "The email or password is wrong."
+            error, status = e.message, 429
         else:
-            session.clear()
-            session["expert_id"] = expert.id
-            session.permanent = True
-            return redirect(url_for("console.console"))
-    status = 401 if error else 200
+            expert = authenticate(request.form.get("email", "")[:254], request.form.get("password", "")[:256])
+            if expert is None:
+                error, status = "The email or password is wrong.", 401
+            else:
+                log_in(expert, _lifetime())
+                return redirect(url_for("console.console"))
     return secure(current_app.make_response((render_template("login.html", error=error, csrf=csrf_token()),
-                                             status)), cache=None, referrer=None)
+                                             status)))
 
 
 @bp.post("/logout")
 def logout():
+    """End this session, or with ``everywhere`` every session of the expert."""
     check_csrf()
-    session.clear()
+    log_out(everywhere=_everywhere(request.form))
     return redirect(url_for("account.login"))
+
+
+@bp.route("/dashboard/password", methods=["GET", "POST"])
+@login_required
+def password(expert):
+    """Change the password; every other session of the expert ends."""
+    error, status, done = None, 200, False
+    if request.method == "POST":
+        check_csrf()
+        new = request.form.get("password", "")[:1024]
+        if not expert.check_password(request.form.get("current", "")[:256]):
+            error, status = "The current password is wrong.", 400
+        elif new != request.form.get("confirm", ""):
+            error, status = "The two new passwords differ.", 400
+        else:
+            try:
+                change_password(expert, new)
+            except ValueError as e:
+                error, status = str(e), 400
+            else:
+                log_in(expert, _lifetime())  # this browser stays logged in, in a new session
+                done = True
+    return secure(current_app.make_response((render_template(
+        "password.html", expert=expert, csrf=csrf_token(), error=error, done=done), status)))
 
 
 @bp.post("/api/v1/session")
@@ -46,13 +76,11 @@ def api_login():
     """Log an expert in: sets an HttpOnly session cookie."""
     data = load_json(LoginSchema())
     limit("RATE_LIMIT_LOGIN", f"login:{request.remote_addr}")
-    expert = db.session.scalar(db.select(Expert).filter_by(email=data["email"].lower()))
-    if expert is None or not expert.check_password(data["password"]):
+    expert = authenticate(data["email"], data["password"])
+    if expert is None:
         raise ApiError(401, "bad_credentials", "The email or password is wrong.")
-    session.clear()
-    session["expert_id"] = expert.id
-    session.permanent = True
-    return jsonify(expert_json(expert))
+    log_in(expert, _lifetime())
+    return _private(jsonify(expert_json(expert)))
 
 
 @bp.get("/api/v1/session")
@@ -60,13 +88,20 @@ def whoami():
     expert = current_expert()
     if expert is None:
         raise ApiError(401, "not_logged_in", "Log in first.")
-    return jsonify(expert_json(expert))
+    return _private(jsonify(expert_json(expert)))
 
 
 @bp.delete("/api/v1/session")
 def api_logout():
-    session.clear()
+    """Log out; ``?everywhere=1`` ends every session of the expert."""
+    log_out(everywhere=_everywhere(request.args))
     return "", 204
+
+
+def _private(response):
+    """The answer carries the expert's email: no cache may keep it."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def expert_json(expert):
