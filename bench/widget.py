@@ -15,7 +15,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.browser import HostSite, launch  # noqa: E402
+from tests.browser import HostSite, launch, new_context  # noqa: E402
 from tests.conftest import _live_factory, seed_expert, start_emulator  # noqa: E402
 from tests.live import loopback_only  # noqa: E402
 
@@ -57,7 +57,7 @@ def timings(runs):
     try:
         with sync_playwright() as p:
             browser = launch(p)
-            expert = browser.new_page()
+            expert = new_context(browser).new_page()
             expert.goto(server.url + "/login")
             expert.fill("input[name=email]", "ray@example.com")
             expert.fill("input[name=password]", "password123")
@@ -67,7 +67,7 @@ def timings(runs):
             expert.wait_for_selector("#presence[data-status=online]")
             expert.evaluate(AUTO_ACCEPT)
             for _ in range(runs):
-                ctx = browser.new_context()
+                ctx = new_context(browser)
                 page = ctx.new_page()
                 page.goto(page_url)
                 button = page.locator("callme-button button").first

@@ -14,25 +14,27 @@
   const emit = (name, expert, detail) =>
     d.dispatchEvent(new CustomEvent("callme:" + name, {detail: {...detail, expert}}));
 
-  // A price from minor units, with the currency's own decimals (USD 2, JPY 0, BHD 3).
-  const money = (amount, currency) => {
-    const f = new Intl.NumberFormat([], {style: "currency", currency});
-    return f.format(amount / 10 ** f.resolvedOptions().maximumFractionDigits);
-  };
-
   // The statuses that can take a call, as shown.
   const STATUS = {online: "Online", busy: "On a call"};
 
   // The detail line for a status answer: undefined while loading, null when it failed.
+  // The price is integer minor units, formatted by the widget's rule (widget/format.js): the
+  // currency's ISO 4217 exponent from a fixed table, never from the browser's locale data (which
+  // differs from ISO for some), and the amount handed to Intl as an exact decimal string ("150e-2"
+  // is 1.50), never divided as a float, with exactly that many decimals (the maximum follows the
+  // minimum). The table lists the codes of each exponent that is not 2, then that exponent: digits
+  // part the groups and no three letters across two codes spell another ISO code, so only a whole
+  // code matches (embed/tests checks every currency the runtime knows against the widget's table).
   const describe = s => {
     if (!s) return s === null ? "Unavailable" : "";
-    const back = new Date(s.next_available), free = s.free_seconds;
+    const back = new Date(s.next_available), free = s.free_seconds, {amount, currency} = s.price,
+      e = +(/\d/.exec("bifclpdjfgnfiskjpykmfkrwpygrwfugxuyivndvuvxafxofxpf0bhdiqdjodkwdlydomrtnd3clfuyw4"
+        .split(currency.toLowerCase())[1]) || 2);
     return [
       STATUS[s.status] || "Offline" + (back > 0 ? ", back " + back.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) : ""),
-      money(s.price.amount, s.price.currency) + "/min",
+      new Intl.NumberFormat([], {style: "currency", currency, minimumFractionDigits: e}).format(amount + "e-" + e) + "/min",
       free > 0 && `first ${free == 60 ? "minute" : free + " seconds"} free`,
-      s.rating != null && "★ " + s.rating.toFixed(1),
-    ].filter(Boolean).join(" · ");
+    ].filter(Boolean).join(" · "); // no rating until ratings exist
   };
 
   // Both shadow roots share one constructed style sheet: a style element would be refused by pages
@@ -45,7 +47,7 @@
     // the button
     ".b{padding:10px 16px;border:1px solid #ccd;border-radius:14px;background:#fff;color:#112}" +
     ".dark{background:#223;color:#fff}[aria-disabled=true]{opacity:.6}span{white-space:pre-line}::first-line{font-weight:600}" +
-    "i{color:#99a}.online i{color:#1b6}.busy i{color:#f90}" +
+    "i{padding:5px;border-radius:9px;background:#99a}.online i{background:#1b6}.busy i{background:#f90}" +
     // the dialog: 560 x 760 px at most, centered; full screen below 600 px, where (600px - 100vw) turns
     // positive and, multiplied, lifts the limits (a media query, in fewer bytes)
     "dialog{width:100%;height:100%;max-width:max(560px,(600px - 100vw)*999);max-height:max(760px,(600px - 100vw)*999);" +
@@ -64,15 +66,15 @@
 
   // One button: a real <button> in its own shadow root, kept in step with the expert's status.
   const button = (expert, theme, label) => {
-    const root = shadow("callme-button", expert, "<button><i>●</i><span></span></button>");
+    // The button's name is its text (WCAG label in name: what is seen is what voice control says).
+    // The dot, drawn by CSS, only repeats the status in colour.
+    const root = shadow("callme-button", expert, "<button><i></i><span></span></button>");
     const btn = root.querySelector("button");
     let data;
     const show = () => {
       const title = label || "Call " + (data?.display_name || "me"), line = describe(data);
-      btn.className = "b " + theme + " " + data?.status;
+      btn.className = ["b", theme, data?.status].join(" "); // join() writes nothing for undefined
       btn.ariaDisabled = !STATUS[data?.status];
-      // The line as a screen reader should say it.
-      btn.ariaLabel = title + ". " + line.replace("/min", " per minute").replace("★", "rated").replace(/ · /g, ", ");
       root.querySelector("span").textContent = title + "\n" + line;
     };
     // Any failure (network, CORS, an error answer) shows "unavailable" until the next poll.
@@ -86,12 +88,13 @@
     return root.host;
   };
 
-  // The call: a modal <dialog> (top layer, the page behind made inert, Esc closes) with the widget's iframe.
+  // The call: a modal <dialog> (top layer, the page behind made inert, Esc closes) with the widget's
+  // iframe. showModal() makes it a modal dialog for assistive technology too: no ARIA role needed.
+  // The iframe may use what the widget uses (camera, microphone, sound) and nothing more.
   const open = (expert, name, from) => {
     const root = shadow("callme-dialog", expert,
-      '<dialog role="dialog" aria-modal="true"><form method="dialog">' +
-      '<button aria-label="Close">×</button></form>' +
-      '<iframe allow="camera; microphone; autoplay; display-capture"></iframe></dialog>');
+      '<dialog><form method="dialog"><button aria-label="Close">×</button></form>' +
+      '<iframe allow="camera; microphone; autoplay"></iframe></dialog>');
     const dlg = root.querySelector("dialog"), frame = root.querySelector("iframe");
     // Closed by Esc, by X or by the widget: ask the widget to hang up first, and give it a moment to
     // (the dialog is hidden at once, the iframe goes a little later).

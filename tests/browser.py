@@ -48,6 +48,19 @@ class HostSite:
         self.httpd.server_close()
 
 
+# Set before any page script runs, in every page and frame of a context: the widget and the
+# console then publish their `window.callme` test hook (widget/testhook.js); without it they don't.
+TEST_HOOK = "window.__callmeTest = true"
+
+
+def new_context(browser, **options):
+    """A browser context whose pages and frames (the widget's cross-origin iframe too) ask for
+    callme's ``window.callme`` test hook."""
+    context = browser.new_context(**options)
+    context.add_init_script(TEST_HOOK)
+    return context
+
+
 def launch(playwright, without=()):
     """Debian's Chromium, headless, with the test flags (less any named in ``without``)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import requests
 
-from .browser import HostSite, have_chromium, launch
+from .browser import HostSite, have_chromium, launch, new_context
 from .conftest import money_rows, paypal_app_of, seed_expert, start_emulator, stored_call, stored_payment
 from .live import loopback_only
 
@@ -114,8 +114,9 @@ def host_page(site, server, handle):
     return site.write(f"{handle}.html", html)
 
 
-def console(browser, server, handle, online=True):
-    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+def console(browser, server, handle, online=True, test_hook=True):
+    options = {"viewport": {"width": 1100, "height": 900}}
+    ctx = new_context(browser, **options) if test_hook else browser.new_context(**options)
     page = ctx.new_page()
     page.goto(server.url + "/login")
     page.fill("input[name=email]", f"{handle}@example.com")
@@ -144,8 +145,9 @@ def start_call(page, frame, pay="approve"):
     return popup
 
 
-def visitor(browser, site, server, handle, width=900):
-    ctx = browser.new_context(viewport={"width": width, "height": 800})
+def visitor(browser, site, server, handle, width=900, test_hook=True):
+    options = {"viewport": {"width": width, "height": 800}}
+    ctx = new_context(browser, **options) if test_hook else browser.new_context(**options)
     page = ctx.new_page()
     page.goto(host_page(site, server, handle))
     return page
@@ -287,6 +289,8 @@ def test_declined_and_missed_calls(browser, server, site, expert, outcome):
         expert_page.click("#decline")
     state(frame, outcome, timeout=10_000)  # missed: RING_TIMEOUT is 3 s in the live config
     assert frame.locator("#outcome").is_visible() and frame.locator("#retry").is_visible()
+    # Bookings do not exist yet: nothing offers one.
+    assert "book" not in frame.inner_text("#outcome-panel").lower() and frame.locator("#book-later").count() == 0
     shot(page, outcome)
     expert_page.wait_for_selector("#incoming", state="hidden")
     call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
@@ -362,7 +366,19 @@ def test_device_permission_denied(playwright, server, site, expert):
         frame.wait_for_selector("#device-error", state="visible")
         assert frame.is_disabled("#start-call")
         assert frame.inner_text("#device-error").strip()
+        # A disabled Call says why, beside it and as its description.
+        assert frame.locator("#start-why").is_visible() and "microphone" in frame.inner_text("#start-why")
+        assert frame.get_attribute("#start-call", "aria-describedby") == "start-why"
         shot(page, "device-denied")
+        # "Audio only" cannot help while the microphone is blocked too: the message says so.
+        frame.check("#audio-only")
+        frame.wait_for_function("() => /microphone is blocked too/.test(document.querySelector('#device-error').textContent)")
+        assert frame.is_disabled("#start-call") and frame.locator("#start-why").is_visible()
+        # Once the microphone is allowed, audio only enables Call.
+        page.context.grant_permissions(["microphone"], origin=site.origin)
+        frame.click("#device-retry")
+        frame.wait_for_function("() => !document.querySelector('#start-call').disabled")
+        assert frame.locator("#device-error").is_hidden() and frame.locator("#start-why").is_hidden()
         console_page.context.close()
     finally:
         browser.close()
@@ -393,6 +409,54 @@ def test_socket_dropped_and_restored_mid_call(browser, isolated, paypal, live_fa
     state(frame, "ended")
     call, rows = stored_call(server, frame.evaluate("() => window.callme.call_id"))
     assert call.end_reason == "hangup" and [a for _, a, _ in money_rows(rows)] == [150]
+    page.context.close()
+    expert_page.context.close()
+
+
+def call_row(server, call_id):
+    from callme.extensions import db
+    from callme.models import Call
+
+    with server.db():
+        call = db.session.get(Call, call_id)
+        db.session.expunge_all()
+        return call
+
+
+def test_connected_state_re_reported_after_a_restart(browser, isolated, paypal, live_factory, site):
+    """Defect 1: the server dies after both peers reported `connected` but before it recorded it.
+    After the restart both clients say their peer connection's state again (after every welcome),
+    so the call becomes active and is billed instead of ending `failed` while the peers talk free."""
+    from callme.extensions import db
+    from callme.models import Call
+
+    server = live_factory(emulator=paypal)
+    seed_expert(server, handle="lazarus", price=150, free_seconds=2, origins=(site.origin,))
+    expert_page = console(browser, server, "lazarus")
+    page = visitor(browser, site, server, "lazarus")
+    frame = open_widget(page, server, "lazarus")
+    start_call(page, frame)
+    expert_page.wait_for_selector("#incoming", state="visible")
+    expert_page.click("#accept")
+    state(frame, "active")
+    call_id = frame.evaluate("() => window.callme.call_id")
+    server.kill()
+    with server.db():  # as if the crash came before the server stored either report
+        db.session.execute(db.update(Call).where(Call.id == call_id).values(
+            state="accepted", active_ms=None, visitor_connected_ms=None, expert_connected_ms=None))
+        db.session.commit()
+    live_factory(port=server.port, seed=False, emulator=paypal)
+    for _ in range(100):
+        if call_row(server, call_id).state == "active":
+            break
+        page.wait_for_timeout(100)
+    assert call_row(server, call_id).state == "active"
+    frame.wait_for_function("() => document.querySelector('#cost').textContent.includes('$1.50')", timeout=20_000)
+    frame.click("#hangup")
+    state(frame, "ended")
+    call, rows = stored_call(server, call_id)
+    assert (call.end_reason, call.amount_minor) == ("hangup", 150)
+    assert [a for _, a, _ in money_rows(rows)] == [150]
     page.context.close()
     expert_page.context.close()
 
@@ -431,5 +495,17 @@ def test_narrow_screen_full_screen_overlay(browser, server, site, expert):
     page.wait_for_function("() => window.events.some(e => e.name === 'closed')")
     focused = page.evaluate("() => document.activeElement?.tagName")
     assert focused == "CALLME-BUTTON"
+    page.context.close()
+    expert_page.context.close()
+
+
+def test_no_test_hook_without_the_flag(browser, server, site, expert):
+    """`window.callme` (state, call id, peer connection) is for tests that ask for it (every other
+    test here does, through ``new_context``), not for real pages."""
+    expert_page = console(browser, server, expert, test_hook=False)  # its script ran: it went online
+    page = visitor(browser, site, server, expert, test_hook=False)
+    frame = open_widget(page, server, expert)  # the widget's script ran: it reached pre-call
+    assert frame.evaluate("() => typeof window.callme") == "undefined"
+    assert expert_page.evaluate("() => typeof window.callme") == "undefined"
     page.context.close()
     expert_page.context.close()

@@ -1,5 +1,5 @@
-"""The call widget and the console pages without a browser: node's unit tests of widget/protocol.js,
-the strict-CSP rules on the markup, and the element ids the browser tests drive."""
+"""The call widget and the console pages without a browser: node's unit tests of the widget's
+modules (widget/tests/), the strict-CSP rules on the markup, and the element ids the browser tests drive."""
 import os
 import re
 import shutil
@@ -64,9 +64,49 @@ def test_no_inline_script_or_style(path):
     assert len(page.ids) == len(set(page.ids)), "duplicate ids"
 
 
+def incall_markup():
+    """The in-call screen's markup, as widget/incall.js writes it into both pages."""
+    return re.search(r"export const markup = \(\{ costLabel \}\) => `(.*?)`;", read(WIDGET, "incall.js"), re.S).group(1)
+
+
 @pytest.mark.parametrize("path, ids", [((WIDGET, "index.html"), WIDGET_IDS), ((TEMPLATES, "console.html"), CONSOLE_IDS)])
 def test_the_ids_browser_tests_use(path, ids):
-    assert set(ids) <= set(Markup(read(*path)).ids)
+    page, incall = Markup(read(*path)), Markup(incall_markup())
+    assert set(ids) <= set(page.ids + incall.ids)
+    assert not set(page.ids) & set(incall.ids), "an id both in the page and in the in-call markup"
+
+
+def test_incall_markup_is_written_once():
+    """Both pages hold only the in-call section and its heading; incall.js writes the rest."""
+    incall = Markup(incall_markup())
+    assert incall.inline == [] and len(incall.ids) == len(set(incall.ids))
+    for path in [(WIDGET, "index.html"), (TEMPLATES, "console.html")]:
+        html = read(*path)
+        assert 'id="incall"' in html
+        assert not {"remote-video", "local-video", "hangup", "mute", "camera", "elapsed", "cost"} & set(Markup(html).ids), path
+
+
+def contrast(fg, bg):
+    """WCAG 2.1 contrast ratio of two #rrggbb colours."""
+    def luminance(colour):
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted([luminance(fg), luminance(bg)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_text_colours_meet_wcag_aa():
+    """Badges (green on soft green) and avatars (white initials, 15px in the small one) hold 4.5:1."""
+    css = read(WIDGET, "common.css")
+    var = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-f]{6})", css))
+    pairs = {"badge": (var["ok"], var["ok-soft"]), "ok button": ("#ffffff", var["ok"]),
+             "notice": (var["info"], var["info-soft"]), "muted": (var["muted"], var["panel"])}
+    pairs.update({f"avatar {hue}": ("#ffffff", colour)
+                  for hue, colour in re.findall(r"\.(hue-\d) \{ background: (#[0-9a-f]{6}); \}", css)})
+    assert len(pairs) == 4 + 8
+    low = {name: round(contrast(*pair), 2) for name, pair in pairs.items() if contrast(*pair) < 4.5}
+    assert low == {}
 
 
 def test_console_keeps_its_data_attributes():
@@ -75,17 +115,28 @@ def test_console_keeps_its_data_attributes():
 
 
 def test_modules_are_plain_es_modules():
-    """No bundler: every import is a relative path to a file that exists."""
+    """No bundler: every import is a relative path to a file that exists. The pure modules (frames,
+    the state machine, formatting) touch no browser API, so node tests them as they run."""
     for name in os.listdir(WIDGET):
         if name.endswith(".js"):
             for target in re.findall(r'^import .* from "(.+?)";$', read(WIDGET, name), re.MULTILINE):
                 assert target.startswith("./") and os.path.exists(os.path.join(WIDGET, target)), (name, target)
-    assert "document" not in read(WIDGET, "protocol.js") and "WebSocket" not in read(WIDGET, "protocol.js")
+    for pure in ("frames.js", "callstate.js", "format.js", "api.js", "messages.js", "protocol.js"):
+        code = re.sub(r'"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`|//[^\n]*|/\*.*?\*/', "", read(WIDGET, pure), flags=re.S)
+        assert not re.search(r"\b(document|window|globalThis|WebSocket|fetch|setTimeout|setInterval)\b", code), pure
+
+
+def test_the_test_hook_is_asked_for():
+    """`window.callme` is published only through widget/testhook.js, which needs the tests' flag."""
+    for name in os.listdir(WIDGET):
+        if name.endswith(".js") and name != "testhook.js":
+            assert not re.search(r"window\.callme\s*=", read(WIDGET, name)), name
+    assert "__callmeTest === true" in read(WIDGET, "testhook.js")
 
 
 @pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
 def test_node_suite():
-    """widget/tests/ with node's own test runner: frames, the state machine, money, durations."""
+    """widget/tests/ with node's own test runner: frames, the sockets, the state machine, money, durations."""
     result = subprocess.run(["node", "--test", os.path.join(WIDGET, "tests")], check=False, cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

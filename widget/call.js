@@ -1,10 +1,13 @@
 // A call, orchestrated: the visitor creates it through the API; either participant joins its
-// socket and peer connection. Server frames drive the state (protocol.js's reducer).
-import * as P from "./protocol.js";
+// socket and peer connection. Server frames drive the state (callstate.js's reducer).
+import { createCallBody, needsPayment, orderBody } from "./api.js";
+import { initialState, isOpen, reduce } from "./callstate.js";
+import { paypalResult } from "./messages.js";
 import { Peer } from "./peer.js";
 import { CallSocket } from "./signal.js";
 
 const HANGUP_FALLBACK_MS = 6000;
+const HANGUP_DELIVERY_MS = 60_000;  // how long a finished session still tries to deliver its hang-up
 const POPUP_POLL_MS = 400;
 
 /** Read a JSON body, or null. */
@@ -38,19 +41,25 @@ function endedFromResult(result) {
 /**
  * One participant in one call: the call socket plus the peer connection.
  * `dispatch` receives reducer events; "remote" events carry the remote MediaStream.
+ * `PeerImpl` and `socketOptions` (e.g. a WebSocketImpl) let tests run it without a browser.
  */
 export class CallSession extends EventTarget {
-  constructor({ role, callId, wsUrl, token, iceServers, stream, dispatch, fetchImpl = globalThis.fetch.bind(globalThis) }) {
+  constructor({
+    role, callId, wsUrl, token, iceServers, stream, dispatch, fetchImpl = globalThis.fetch.bind(globalThis),
+    PeerImpl = Peer, socketOptions = {},
+  }) {
     super();
     Object.assign(this, { role, callId, dispatch, fetchImpl });
     this.done = false;
-    this.socket = new CallSocket(wsUrl, token);
-    this.peer = new Peer({ role, iceServers, stream, send: (frame) => this.socket.send(frame) });
+    this.peer = null;
+    this.socket = new CallSocket(wsUrl, token, { ...socketOptions, pcState: () => this.peer?.connectionState ?? null });
+    this.peer = new PeerImpl({ role, iceServers, stream, send: (frame) => this.socket.send(frame) });
     this.peer.addEventListener("state", (e) => this.dispatch({ type: "pc", connection: e.detail }));
     this.peer.addEventListener("track", (e) => this.dispatchEvent(new CustomEvent("remote", { detail: e.detail })));
-    this.socket.addEventListener("frame", (e) => this.onFrame(e.detail));
-    this.socket.addEventListener("down", () => this.dispatch({ type: "socket", up: false }));
-    this.socket.addEventListener("up", () => this.dispatch({ type: "socket", up: true }));
+    // Once finished, a socket still delivering the hang-up (see finish) no longer speaks for the page.
+    this.socket.addEventListener("frame", (e) => this.done || this.onFrame(e.detail));
+    this.socket.addEventListener("down", () => this.done || this.dispatch({ type: "socket", up: false }));
+    this.socket.addEventListener("up", () => this.done || this.dispatch({ type: "socket", up: true }));
     this.socket.addEventListener("fatal", (e) => this.onFatal(e.detail));
   }
 
@@ -97,27 +106,43 @@ export class CallSession extends EventTarget {
   hangup(lastMeter = null) {
     if (this.done) return;
     this.dispatch({ type: "hangup" });
-    this.socket.send(P.hangup());
+    this.socket.hangup();  // stamped now, with the last ack: a late delivery is billed to this moment
     clearTimeout(this.fallback);
-    this.fallback = setTimeout(async () => {
-      if (this.done || (await this.fetchResult())) return;
-      // The server is out of reach: end here with the last meter the server sent; the server
-      // settles on its own (silence) and its numbers are the ones that count.
-      const m = lastMeter || {};
-      this.onFrame({
-        type: "ended", call_id: this.callId, reason: !lastMeter && this.role === "visitor" ? "cancelled" : "hangup",
-        by: this.role, duration_ms: m.elapsed_ms ?? 0, minutes: m.minutes ?? 0, amount: m.amount ?? 0,
-        currency: m.currency || null, receipt: null, provisional: true,
-      });
-    }, HANGUP_FALLBACK_MS);
+    this.fallback = setTimeout(() => this.endWithoutServer(lastMeter), HANGUP_FALLBACK_MS);
   }
 
+  /**
+   * No `ended` came after a hang-up: ask the API, and if the server is out of reach end here with
+   * the last meter the server sent. The server's numbers are the ones that count: it gets the
+   * stamped hang-up when it is back (see finish), or ends the call on silence.
+   */
+  async endWithoutServer(lastMeter) {
+    if (this.done || (await this.fetchResult())) return;
+    const m = lastMeter || {};
+    this.onFrame({
+      type: "ended", call_id: this.callId, reason: !lastMeter && this.role === "visitor" ? "cancelled" : "hangup",
+      by: this.role, duration_ms: m.elapsed_ms ?? 0, minutes: m.minutes ?? 0, amount: m.amount ?? 0,
+      currency: m.currency || null, receipt: null, provisional: true,
+    });
+  }
+
+  /**
+   * Done with the call: close the peer connection and the socket. A hang-up still waiting for the
+   * server (it was down) is delivered first, if the server comes back within HANGUP_DELIVERY_MS;
+   * the socket stops itself on the `ended` that answers it.
+   */
   finish() {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.fallback);
-    this.socket.stop();
     this.peer.close();
+    if (this.socket.waiting("hangup")) {
+      this.delivery = setTimeout(() => this.socket.stop(), HANGUP_DELIVERY_MS);
+      this.socket.addEventListener("frame", (e) => e.detail.type === "ended" && clearTimeout(this.delivery));
+      this.socket.addEventListener("fatal", () => clearTimeout(this.delivery));
+    } else {
+      this.socket.stop();
+    }
   }
 }
 
@@ -125,12 +150,12 @@ export class CallSession extends EventTarget {
 export class CallState extends EventTarget {
   constructor(role) {
     super();
-    this.state = P.initialState(role);
+    this.state = initialState(role);
   }
 
   dispatch = (event) => {
     const prev = this.state;
-    this.state = P.reduce(prev, event);
+    this.state = reduce(prev, event);
     if (this.state !== prev) this.dispatchEvent(new CustomEvent("change", { detail: { state: this.state, prev } }));
   };
 }
@@ -176,7 +201,7 @@ export class VisitorCall extends CallState {
     this.dispatch({ type: "create" });
     if (this.state.phase !== "creating") return;
     let orderId = null;
-    if (P.needsPayment(expert)) {
+    if (needsPayment(expert)) {
       orderId = await this.pay(expert, popup);
       if (!orderId) return;
     }
@@ -184,7 +209,7 @@ export class VisitorCall extends CallState {
     let body;
     try {
       ({ response, body } = await postJson(this.fetchImpl, "/api/v1/calls",
-        P.createCallBody(this.handle, expert.price, this.origin, orderId)));
+        createCallBody(this.handle, expert.price, this.origin, orderId)));
     } catch {
       this.dispatch({ type: "create_failed", status: 0, body: null });
       return;
@@ -222,7 +247,7 @@ export class VisitorCall extends CallState {
     let body;
     try {
       ({ response, body } = await postJson(this.fetchImpl, "/api/v1/payments/orders",
-        P.orderBody(this.handle, expert.price, this.origin)));
+        orderBody(this.handle, expert.price, this.origin)));
     } catch {
       return fail(0, null);
     }
@@ -250,7 +275,7 @@ export class VisitorCall extends CallState {
       };
       const onMessage = (event) => {
         if (event.origin !== location.origin || event.source !== popup) return;
-        const status = P.paypalResult(event.data, orderId);
+        const status = paypalResult(event.data, orderId);
         if (status) done(status);
       };
       const poll = setInterval(() => popup.closed && done("closed"), POPUP_POLL_MS);
@@ -277,7 +302,7 @@ export class VisitorCall extends CallState {
       this.dispatch({ type: "hangup" });
       return;
     }
-    if (this.session && P.isOpen(this.state)) this.session.hangup(this.state.meter);
+    if (this.session && isOpen(this.state)) this.session.hangup(this.state.meter);
   }
 
   /** Back to the pre-call screen (Try again, Close). */

@@ -5,6 +5,7 @@ import { CallSession, CallState } from "./call.js";
 import { InCallView, setText } from "./incall.js";
 import * as M from "./media.js";
 import { ConsoleSocket, sameOriginSocketUrl } from "./signal.js";
+import { exposeForTests } from "./testhook.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("console");
@@ -19,9 +20,13 @@ const CALL_ENDED_GRACE_MS = 1500;
 
 const store = new CallState("expert");
 const exposed = { state: store.state.name, pc: null, call_id: null };
-window.callme = exposed;
+exposeForTests(exposed);
 
-const view = new InCallView({ onHangup: () => session?.hangup(store.state.meter), otherName: () => "the caller", locale });
+const view = new InCallView({
+  onHangup: () => session?.hangup(store.state.meter), otherName: () => "the caller", locale, costLabel: "Earned so far",
+});
+$("incall-avatar").textContent = "V";  // the visitor: no name, one colour
+$("incall-avatar").classList.add("hue-1");
 let session = null;
 let stream = null;
 let mediaReady = null;       // Promise<MediaStream|null> started on Accept
@@ -73,16 +78,25 @@ socket.addEventListener("fatal", (e) => {
 
 const PRESENCE_WORDS = {
   online: "Online: visitors can call you",
+  ringing: "Ringing: a visitor is calling you",
   busy: "Busy: in a call",
   offline: "Offline: visitors cannot call you",
   connecting: "Connecting…",
   disconnected: "Disconnected",
 };
 
-function showPresence(received) {
-  serverStatus = received;
+/** What this page knows better than the server's word: a ring, or a call under way here. */
+function localStatus(received) {
+  if (received === "connecting" || received === "disconnected") return received;
+  if (store.state.phase === "ringing") return "ringing";
   // The server announces "busy" only sometimes; a call on this page is proof enough.
-  const status = received === "online" && P.isOpen(store.state) ? "busy" : received;
+  return P.isOpen(store.state) ? "busy" : received;
+}
+
+function showPresence(received) {
+  const changed = received !== serverStatus;
+  serverStatus = received;
+  const status = localStatus(received);
   const p = $("presence");
   setText(p, PRESENCE_WORDS[status] || status);
   p.dataset.status = status;
@@ -96,6 +110,16 @@ function showPresence(received) {
   setText($("presence-hint"), on
     ? "Keep this page open. You will hear a ring and see a notification when a visitor calls."
     : "Go online to take calls. Keep this page open: you will hear a ring when a visitor calls.");
+  if (changed) refreshPreview();
+}
+
+// ---- the page title: what is going on, in the tab's name ---------------------------
+
+const title0 = document.title;
+
+function showTitle(state) {
+  const prefix = { ringing: "☎ Incoming call · ", connecting: "In call · ", active: "In call · " }[state.phase] || "";
+  document.title = prefix + title0;
 }
 
 $("presence-toggle").addEventListener("click", () => {
@@ -110,7 +134,7 @@ $("presence-toggle").addEventListener("click", () => {
 
 // ---- the ring ------------------------------------------------------------------------
 
-const ringer = { sound: 0, title: 0, countdown: 0, notification: null, title0: document.title };
+const ringer = { sound: 0, countdown: 0, notification: null };
 
 function startRinging(ring) {
   stopRinging();
@@ -124,11 +148,6 @@ function startRinging(ring) {
   const ding = () => M.chime({ notes: [880, 660, 880, 660], gap: 0.16, volume: 0.25 });
   ding();
   ringer.sound = setInterval(ding, RING_REPEAT_MS);
-  let flip = false;
-  ringer.title = setInterval(() => {
-    flip = !flip;
-    document.title = flip ? "☎ Incoming call" : ringer.title0;
-  }, 1000);
   if (globalThis.Notification?.permission === "granted") {
     try {
       const n = new Notification("Incoming call", { body: `A visitor is calling (${price}/min).`, tag: `callme-${ring.call_id}`, requireInteraction: true });
@@ -147,11 +166,18 @@ function startRinging(ring) {
 
 function stopRinging() {
   clearInterval(ringer.sound);
-  clearInterval(ringer.title);
   clearInterval(ringer.countdown);
   ringer.notification?.close();
   ringer.notification = null;
-  document.title = ringer.title0;
+}
+
+/**
+ * The card that had the focus went away (the ring ended, Decline, Done, a call that failed): the
+ * focus goes to the presence toggle, not to the page body.
+ */
+function keepFocus() {
+  const at = document.activeElement;
+  if (!at || at === document.body || !at.getClientRects().length) $("presence-toggle").focus();
 }
 
 $("accept").addEventListener("click", () => {
@@ -207,6 +233,11 @@ function showNotice(text) {
 
 $("summary-done").addEventListener("click", () => store.dispatch({ type: "reset" }));
 
+// Escape during a call says how to end it (never ends it by itself), as in the widget.
+addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && ["connecting", "active"].includes(store.state.phase)) view.escape();
+});
+
 addEventListener("pagehide", () => {
   if (session && P.isOpen(store.state)) session.hangup();
 });
@@ -223,6 +254,7 @@ store.addEventListener("change", (e) => {
   if (P.isOpen(state) && state.phase !== "ringing") view.render(state);
   if (state.phase === prev.phase) return;
   showPresence(serverStatus);
+  showTitle(state);
   if (state.phase === "ringing") {
     showNotice("");
     showDeviceError("");
@@ -248,6 +280,7 @@ store.addEventListener("change", (e) => {
     mediaReady = null;
     if (state.phase !== "ended") session?.finish();
   }
+  keepFocus();
 });
 
 function renderTerms() {
@@ -270,6 +303,21 @@ $("copy-snippet").addEventListener("click", async () => {
   setTimeout(() => setText($("copy-status"), ""), 2000);
 });
 $("snippet").addEventListener("focus", (e) => e.target.select());
+
+/**
+ * The preview is the real button (embed.js), which asks for the status every 30 s: when the
+ * presence changes, put a new one in its place at once. The status answer may be cached for a
+ * few seconds, so fetch it afresh first (the same request the button makes), which refreshes
+ * the cached copy the new button then reads.
+ */
+async function refreshPreview() {
+  const slot = $("embed-preview");
+  if (!window.CallMe || !slot.querySelector("callme-button")) return;  // the loader places it when it arrives
+  const url = `/api/v1/experts/${encodeURIComponent(root.dataset.handle)}/status`;
+  await fetch(url, { credentials: "omit", cache: "reload" }).catch(() => {});
+  slot.replaceChildren();
+  window.CallMe("button", { expert: root.dataset.handle, target: slot });
+}
 
 // ---- start ---------------------------------------------------------------------------
 

@@ -1,23 +1,64 @@
 // The in-call screen, shared by the widget and the expert console: the two videos, mute,
 // camera, hang-up, the meter, warnings, "Reconnecting…" and the tap-to-unmute fallback.
+// Its markup is written here once: each page holds only `<section id="incall">` with its own
+// heading (and anything of its own, such as the console's device alert), and the view adds the
+// stage after the heading and the controls at the end.
 import * as P from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
+const icon = (name, cls = "") => `<svg class="icon${cls}" aria-hidden="true"><use href="/widget/icons.svg#${name}"/></svg>`;
+
+/** The stage (videos, meter, banners) and the controls; `costLabel` names the running amount. */
+export const markup = ({ costLabel }) => `
+<div class="stage">
+  <video id="remote-video" playsinline autoplay></video>
+  <div class="remote-avatar" id="remote-avatar" aria-hidden="true"><div class="avatar large" id="incall-avatar"></div></div>
+  <video id="local-video" playsinline muted autoplay></video>
+  <div class="meter" role="group" aria-label="Call meter">
+    <span class="pill"><span class="visually-hidden">Elapsed </span><span id="elapsed" role="timer">0:00</span></span>
+    <span class="pill free" id="free-left" role="timer" hidden></span>
+    <span class="pill cost"><span class="visually-hidden">${costLabel} </span><span id="cost" aria-live="polite"></span></span>
+  </div>
+  <p class="banner warn" id="warning" hidden></p>
+  <p class="visually-hidden" id="announce" aria-live="assertive"></p>
+  <p class="banner" id="reconnecting" role="status">Reconnecting…</p>
+  <p class="banner quiet" id="call-note" hidden></p>
+  <p class="banner hint" id="call-hint" hidden></p>
+  <button type="button" class="btn primary" id="unmute-audio" hidden>${icon("speaker")} Tap to unmute</button>
+</div>
+<div class="controls">
+  <button type="button" class="round" id="mute" aria-pressed="false">
+    ${icon("mic", " when-off")}${icon("mic-off", " when-on")}<span class="label">Mute</span>
+  </button>
+  <button type="button" class="round" id="camera" aria-pressed="false">
+    ${icon("cam", " when-off")}${icon("cam-off", " when-on")}<span class="label">Camera off</span>
+  </button>
+  <button type="button" class="round hangup" id="hangup">${icon("phone-down")}<span class="label">Hang up</span></button>
+</div>`;
+
+const HINT_MS = 5000;
 
 export class InCallView {
-  /** @param {{onHangup: () => void, otherName: () => string, locale?: string}} o */
-  constructor({ onHangup, otherName, locale }) {
+  /** @param {{onHangup: () => void, otherName: () => string, locale?: string, costLabel?: string}} o */
+  constructor({ onHangup, otherName, locale, costLabel = "Cost so far" }) {
     this.otherName = otherName;
     this.locale = locale;
     this.local = null;
     this.remote = null;
+    const root = $("incall");
+    const parts = document.createElement("template");
+    parts.innerHTML = markup({ costLabel });
+    const [stage, controls] = parts.content.children;
+    root.querySelector("h2").after(stage);
+    root.append(controls);
     this.el = {
-      root: $("incall"), remoteVideo: $("remote-video"), localVideo: $("local-video"), remoteAvatar: $("remote-avatar"),
+      root, remoteVideo: $("remote-video"), localVideo: $("local-video"), remoteAvatar: $("remote-avatar"),
       mute: $("mute"), camera: $("camera"), hangup: $("hangup"), elapsed: $("elapsed"), freeLeft: $("free-left"),
       cost: $("cost"), warning: $("warning"), reconnecting: $("reconnecting"), unmute: $("unmute-audio"),
-      note: $("call-note"), announce: $("announce"),
+      note: $("call-note"), announce: $("announce"), hint: $("call-hint"),
     };
     this.warned = null;
+    this.hintTimer = 0;
     this.el.mute.addEventListener("click", () => this.toggle("audio", this.el.mute));
     this.el.camera.addEventListener("click", () => this.toggle("video", this.el.camera));
     this.el.hangup.addEventListener("click", () => onHangup());
@@ -130,8 +171,24 @@ export class InCallView {
     el.hangup.querySelector(".label").textContent = state.hangingUp ? "Ending…" : "Hang up";
   }
 
+  /**
+   * Escape during a call: a paid call is never ended by a stray key (and Escape is how people
+   * close things), so say how to end it and put the focus on Hang up: Enter then ends the call.
+   */
+  escape() {
+    const hint = this.el.hint;
+    setText(hint, "To end the call, press Hang up.");
+    setText(this.el.announce, hint.textContent);
+    hint.hidden = false;
+    clearTimeout(this.hintTimer);
+    this.hintTimer = setTimeout(() => { hint.hidden = true; }, HINT_MS);
+    this.el.hangup.focus();
+  }
+
   /** Release the videos after a call. */
   clear() {
+    clearTimeout(this.hintTimer);
+    this.el.hint.hidden = true;
     this.el.remoteVideo.srcObject = null;
     this.el.localVideo.srcObject = null;
     this.el.unmute.hidden = true;

@@ -1,7 +1,7 @@
 // The RTCPeerConnection of one participant. The visitor offers once the expert is present;
 // the expert answers. Candidates trickle both ways through `send`. Only the visitor restarts
 // ICE (so the two sides never offer at once).
-import * as P from "./protocol.js";
+import { answer, candidate, connectionState, offer } from "./frames.js";
 
 const RESTART_AFTER_DISCONNECTED_MS = 4000;
 const MAX_RESTARTS = 5;
@@ -29,7 +29,7 @@ export class Peer extends EventTarget {
     this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
     this.pc.onicecandidate = (e) => {
       // null = gathering finished; an empty candidate string likewise: nothing to send.
-      if (e.candidate && e.candidate.candidate) this.send(P.candidate(e.candidate));
+      if (e.candidate && e.candidate.candidate) this.send(candidate(e.candidate));
     };
     this.pc.ontrack = (e) => {
       if (!this.remote.getTracks().includes(e.track)) this.remote.addTrack(e.track);
@@ -93,7 +93,7 @@ export class Peer extends EventTarget {
     if (this.pc.signalingState === "closed") return;
     if (this.pc.signalingState !== "stable") await this.pc.setLocalDescription({ type: "rollback" });
     await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart }));
-    this.send(P.offer(this.pc.localDescription.sdp));
+    this.send(offer(this.pc.localDescription.sdp));
   }
 
   /** Handle a relayed offer, answer or candidate frame. */
@@ -109,7 +109,7 @@ export class Peer extends EventTarget {
     await this.pc.setRemoteDescription({ type: "offer", sdp });
     this.bindExpertTracks();
     await this.pc.setLocalDescription(await this.pc.createAnswer());
-    this.send(P.answer(this.pc.localDescription.sdp));
+    this.send(answer(this.pc.localDescription.sdp));
     await this.flushCandidates();
   }
 
@@ -146,7 +146,7 @@ export class Peer extends EventTarget {
 
   connectionChanged() {
     const state = this.pc.connectionState;
-    this.send(P.connectionState(state));
+    this.send(connectionState(state));
     this.emit("state", state);
     clearTimeout(this.disconnectTimer);
     if (state === "connected") this.restarts = 0;

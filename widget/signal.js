@@ -1,6 +1,7 @@
-// The signaling sockets: a call socket (hello with the latest token, heartbeats) and the expert
-// console socket. Both reconnect with backoff when the connection drops and emit parsed frames.
-import { hello, heartbeat, parseFrame } from "./protocol.js";
+// The signaling sockets: a call socket (hello with the latest token, heartbeats, the peer
+// connection's state re-reported after every welcome, hang-ups stamped with the last ack) and the
+// expert console socket. Both reconnect with backoff when the connection drops and emit parsed frames.
+import { ackReceived, connectionState, hangup, heartbeat, hello, parseFrame } from "./frames.js";
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
 const OPEN_TIMEOUT_MS = 8000;
@@ -14,22 +15,25 @@ const FATAL_ON_HELLO = new Set([
 
 /**
  * A WebSocket that comes back. Events (EventTarget, `event.detail`):
- *  "frame"  a parsed server frame
+ *  "frame"  a parsed server frame (`ack` frames are kept, not emitted)
  *  "up"     the socket is usable (after the handshake of the subclass)
  *  "down"   the connection dropped; a reconnect is scheduled
  *  "fatal"  {code, message}: it stopped for good
+ * `now` is the monotonic clock acks are timed with (`performance.now()`).
  */
 class ReconnectingSocket extends EventTarget {
-  constructor(url, { WebSocketImpl = globalThis.WebSocket, heartbeatMs = 10_000 } = {}) {
+  constructor(url, { WebSocketImpl = globalThis.WebSocket, heartbeatMs = 10_000, now = () => performance.now() } = {}) {
     super();
     this.url = url;
     this.WebSocketImpl = WebSocketImpl;
     this.heartbeatMs = heartbeatMs;
+    this.now = now;
     this.ws = null;
     this.up = false;
     this.stopped = false;
     this.attempt = 0;
     this.queue = [];
+    this.ack = null;  // the last `ack`: {seenMs (server clock), at (our clock when it arrived)}
     this.timers = { retry: 0, beat: 0, open: 0 };
   }
 
@@ -47,6 +51,11 @@ class ReconnectingSocket extends EventTarget {
     }
     if (frame.type !== "heartbeat" && !this.stopped && this.queue.length < QUEUE_LIMIT) this.queue.push(frame);
     return false;
+  }
+
+  /** True while a frame of this type waits for the socket to come back. */
+  waiting(type) {
+    return this.queue.some((frame) => frame.type === type);
   }
 
   /** Close for good; no reconnect. */
@@ -83,6 +92,10 @@ class ReconnectingSocket extends EventTarget {
       const { frame, error } = parseFrame(event.data);
       if (error) {
         console.warn("callme: ignored a frame:", error);
+        return;
+      }
+      if (frame.type === "ack") {
+        this.ack = ackReceived(frame, this.now());
         return;
       }
       this.received(frame);
@@ -133,13 +146,28 @@ class ReconnectingSocket extends EventTarget {
 /**
  * A participant's call socket. Sends hello with the latest token (renewed by `welcome` and
  * `token` frames), heartbeats every `heartbeat_ms`, and rejoins the call after a drop.
+ * After every `welcome` it reports the peer connection's state first (`pcState()`, null when
+ * there is no peer connection): a server that restarted may not have recorded the last report.
  * After an `ended` frame it stops.
  */
 export class CallSocket extends ReconnectingSocket {
-  constructor(url, token, options) {
+  constructor(url, token, { pcState = () => null, ...options } = {}) {
     super(url, options);
     this.token = token;
+    this.pcState = pcState;
     this.welcomed = false;
+  }
+
+  /** Hang up: the frame is stamped now (the last ack, the time since), sent now or after the reconnect. */
+  hangup() {
+    return this.send(hangup(this.ack, this.now()));
+  }
+
+  /** Welcomed: the current peer connection state goes first; state reports queued meanwhile are stale. */
+  ready() {
+    const pc = this.pcState();
+    if (pc) this.queue = [connectionState(pc), ...this.queue.filter((f) => f.type !== "state")];
+    super.ready();
   }
 
   opened() {

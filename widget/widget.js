@@ -4,6 +4,7 @@ import * as P from "./protocol.js";
 import { VisitorCall } from "./call.js";
 import { InCallView, setText } from "./incall.js";
 import * as M from "./media.js";
+import { exposeForTests } from "./testhook.js";
 
 const $ = (id) => document.getElementById(id);
 const locale = navigator.language || undefined;
@@ -15,7 +16,7 @@ const STATUS_REFRESH_MS = 15_000;
 const call = new VisitorCall({ handle, origin: host });
 const media = { stream: null, stopLevel: () => {}, error: null, fellBack: false, requesting: null, again: false };
 const exposed = { state: call.state.name, pc: null, call_id: null };
-window.callme = exposed;
+exposeForTests(exposed);
 
 /** Getting the call going: the PayPal approval, then creating it. */
 const busy = (state) => state.phase === "paying" || state.phase === "creating";
@@ -42,9 +43,13 @@ addEventListener("message", (event) => {
   }
 });
 
-// Escape outside a call asks the host page to close the widget (focus is often in here).
+// Escape outside a call asks the host page to close the widget (focus is often in here). During
+// a call it never ends the call by itself: it says how, with the focus on the button that does.
 addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !P.isOpen(call.state) && !busy(call.state)) post("close");
+  if (event.key !== "Escape") return;
+  if (call.state.phase === "active" || call.state.phase === "connecting") view.escape();
+  else if (P.isOpen(call.state) || busy(call.state)) $("cancel").focus();
+  else post("close");
 });
 
 // A closing page hangs up rather than leaving the expert in a silent call (or PayPal open).
@@ -105,11 +110,22 @@ function showPreview() {
   media.stopLevel = M.watchLevel(stream, (level) => fill.style.setProperty("--level", level.toFixed(3)));
   const error = $("device-error");
   if (media.error && (!stream || media.fellBack)) {
-    setText($("device-error-text"), M.mediaErrorMessage(media.error, { fellBack: media.fellBack }));
+    setText($("device-error-text"), deviceErrorText());
     error.hidden = false;
   } else {
     error.hidden = true;
   }
+}
+
+const BLOCKED = ["NotAllowedError", "SecurityError"];
+
+/** What stops the devices; with "Audio only" chosen, that the microphone alone is blocked too. */
+function deviceErrorText() {
+  if (!media.stream && audioOnly.checked && BLOCKED.includes(media.error.name)) {
+    return "The microphone is blocked too, and every call needs it, audio only as well. Allow the microphone "
+      + "in your browser's address bar (the camera icon), then press Try again.";
+  }
+  return M.mediaErrorMessage(media.error, { fellBack: media.fellBack });
 }
 
 function fillSelect(select, devices, current) {
@@ -170,7 +186,6 @@ function renderHeader(state) {
   setText($("status-text"), during || words[e.status] || e.status);
   $("status").dataset.status = during ? "call" : e.status;
   setText($("price"), `${P.formatMoney(e.price.amount, e.price.currency, locale)}/min`);
-  $("book-later").href = `/${encodeURIComponent(e.handle || handle)}`;
 }
 
 function renderPrecall(state) {
@@ -189,11 +204,15 @@ function renderPrecall(state) {
   setText($("paying-hold"), hold ? P.formatMoney(hold, e.price.currency, locale) : "");
   const hasMic = !!media.stream?.getAudioTracks().length;
   $("start-call").disabled = !hasMic || !!media.requesting;
+  // A disabled Call says why (beside it, and as its description).
+  const why = !hasMic && !media.requesting && media.error ? "Calls need a microphone: see the message above." : "";
+  setText($("start-why"), why);
+  $("start-why").hidden = !why;
 }
 
 const OUTCOMES = {
   declined: (name) => [`${name} declined the call`, `${name} can't take your call right now. Nothing was charged.`],
-  missed: (name) => ["No answer", `${name} didn't answer. Nothing was charged. Try again, or book a time later.`],
+  missed: (name) => ["No answer", `${name} didn't answer. Nothing was charged. Try again in a little while.`],
   error: (name, state) => [state.ended || state.call_id ? "The call was interrupted" : "The call could not start",
     state.error?.message || "Something went wrong."],
 };
@@ -260,6 +279,20 @@ function entered(state, prev) {
   }
   const focus = FOCUS[state.phase];
   if (focus && prev.phase !== "idle") $(focus)?.focus({ preventScroll: true });
+  if (state.phase === "precall" && prev.phase !== "idle") backToPrecall();
+}
+
+/**
+ * Back at pre-call from a call that did not happen (PayPal cancelled, Cancel, Try again): the
+ * focus was on a button that is gone. It goes to the notice saying what happened, scrolled into
+ * view, or else to Call (or the screen's heading while Call waits for the microphone).
+ */
+function backToPrecall() {
+  const notice = $("notice");
+  const start = $("start-call");
+  const target = !notice.hidden ? notice : !start.disabled ? start : $("precall-title");
+  target.focus({ preventScroll: true });
+  target.scrollIntoView({ block: "nearest" });
 }
 
 call.addEventListener("change", (e) => render(e.detail));

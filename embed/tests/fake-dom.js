@@ -132,8 +132,9 @@ class Document extends Node {
  *  queue:     calls made to the paste-in stub before the script arrived (null: no stub)
  *  scriptExpert: data-expert on the script tag
  *  setup(doc): add placeholders and targets before the script runs
+ *  locale:    the browser's language for number formatting (default: node's own)
  */
-function load(file, {statuses = {}, queue = [], scriptExpert, setup, currentScript = true} = {}) {
+function load(file, {statuses = {}, queue = [], scriptExpert, setup, currentScript = true, locale} = {}) {
   const doc = new Document();
   setup?.(doc);
   const script = doc.add("script", {dataset: scriptExpert ? {expert: scriptExpert} : {}});
@@ -156,7 +157,9 @@ function load(file, {statuses = {}, queue = [], scriptExpert, setup, currentScri
     addEventListener: (type, fn) => (windowListeners[type] ||= []).push(fn),
     CSSStyleSheet: class CSSStyleSheet { replaceSync(text) { this.text = text; } },
     CustomEvent: class CustomEvent { constructor(type, init) { this.type = type; this.detail = init?.detail; } },
-    URL, Intl, Date, Promise, Object, Array, JSON, RegExp, Error, TypeError,
+    URL, Date, Promise, Object, Array, JSON, RegExp, Error, TypeError,
+    // The page asks for the browser's locale ([]); a test may choose it.
+    Intl: locale ? Object.create(Intl, {NumberFormat: {value: function (_, options) { return new Intl.NumberFormat(locale, options); }}}) : Intl,
   };
   win.window = win;
   if (queue) {
