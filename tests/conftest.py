@@ -4,7 +4,7 @@ import itertools
 import pytest
 
 from callme import create_app
-from callme.cli import create_expert
+from callme.experts.accounts import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
 from callme.money.ledger import rows_of_call
@@ -30,6 +30,16 @@ class Clock:
 @pytest.fixture
 def clock():
     return Clock()
+
+
+class Seconds:
+    """An injectable monotonic clock in seconds (the bus's keys, the rate limiter)."""
+
+    def __init__(self, now=1_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
 
 
 def start_emulator():

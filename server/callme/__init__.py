@@ -28,36 +28,41 @@ def create_app(config=None):
     migrate.init_app(app, db, directory=MIGRATIONS)
     sock.init_app(app)
 
-    from . import cli, errors
+    from . import cli, errors, security
     from .web import widget_api as api
-    from .web import account, console, dashboard
+    from .web import account, console, dashboard, limits, receipts, webhooks
     from .web import public as pages
     from .realtime import sockets
-    from .bus import InProcessBus
+    from .bus import make_bus
     from .calls.lifecycle import CallService
     from .calls.clock import Clock
     from .money.payments import Settler
-    from .ratelimit import RateLimiter
+    from .ratelimit import make_limiter
 
-    bus = InProcessBus()
+    bus = make_bus(app.config, engine=lambda: db.engine)
     service = CallService(app, bus)
-    service.on_payment_due = Settler(app)
+    settler = Settler(app)
+    service.on_payment_due = settler
     app.extensions["callme.bus"] = bus
     app.extensions["callme.calls"] = service
-    app.extensions["callme.limiter"] = RateLimiter()
-    app.extensions["callme.clock"] = clock = Clock(app, service, bus)
+    app.extensions["callme.limiter"] = make_limiter(app.config)
+    app.extensions["callme.clock"] = clock = Clock(app, service, bus, settler=settler)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(sockets.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(receipts.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
 
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = _without_ws_compression(app.wsgi_app)
+    app.wsgi_app = limits.body_deadline(app.wsgi_app, app.config["BODY_TIMEOUT"])
 
     if app.config["START_CLOCK"]:
         @app.before_request
@@ -93,6 +98,8 @@ def _resolve_config(app):
     if uri.startswith("postgresql://"):
         uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    if (app.config.get("PUBLIC_URL") or "").startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True  # and security.init_app sends HSTS
 
 
 def _instance_secret(instance_path):

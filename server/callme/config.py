@@ -23,9 +23,10 @@ def _bool(name, default):
 class Config:
     """Production-ready defaults; every setting can be overridden by an environment variable."""
 
-    # A random key keeps a zero-configuration run safe; set SECRET_KEY to keep sessions
-    # and tokens valid across restarts. Old keys go in SECRET_KEY_FALLBACKS (comma list):
-    # they still verify, only SECRET_KEY signs.
+    # Unset, the app factory replaces this random value with a key generated once into the
+    # instance folder, so that every worker and every restart signs alike (only a TESTING app
+    # keeps the random one). Old keys go in SECRET_KEY_FALLBACKS (comma list): they still
+    # verify, only SECRET_KEY signs.
     SECRET_KEY = _env("SECRET_KEY") or secrets.token_hex(32)
     SECRET_KEY_FALLBACKS = _list("SECRET_KEY_FALLBACKS")
 
@@ -36,11 +37,16 @@ class Config:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Forced on by the app factory when PUBLIC_URL is https; when on, responses send HSTS.
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     PUBLIC_URL = _env("PUBLIC_URL")  # e.g. https://callme.example; derived from requests when unset
+    HSTS_MAX_AGE = _int("HSTS_MAX_AGE", 365 * 24 * 3600)
+    # The longest a login lasts (seconds); logging out ends it sooner (see security.py).
+    PERMANENT_SESSION_LIFETIME = _int("SESSION_LIFETIME", 31 * 24 * 3600)
 
     # Calls and metering (seconds unless said otherwise).
     CALL_TOKEN_TTL = _int("CALL_TOKEN_TTL", 120)
+    JOIN_TIMEOUT = _int("JOIN_TIMEOUT", 10)  # created -> the visitor's socket joined; else it ends "expired"
     RING_TIMEOUT = _int("RING_TIMEOUT", 30)
     CONNECT_TIMEOUT = _int("CONNECT_TIMEOUT", 60)  # accepted -> both peers connected
     HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 5)  # what clients are told to send
@@ -52,6 +58,11 @@ class Config:
     DEFAULT_FREE_SECONDS = _int("DEFAULT_FREE_SECONDS", 60)
     DEFAULT_CAP_MINUTES = _int("DEFAULT_CAP_MINUTES", 60)
     MAX_FRAME_BYTES = _int("MAX_FRAME_BYTES", 64 * 1024)
+
+    # Request bodies: at most MAX_CONTENT_LENGTH bytes (413 unread; a view may set its own
+    # limit, see web/limits.max_body), sent within BODY_TIMEOUT seconds (408).
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    BODY_TIMEOUT = float(_env("BODY_TIMEOUT", 10))
 
     # Abuse limits: "count/seconds".
     RATE_LIMIT_CALLS = _env("RATE_LIMIT_CALLS", "10/60")
@@ -67,7 +78,7 @@ class Config:
     # flask-sock: a hard transport limit above the protocol's own frame limit, and pings
     # so that dead TCP connections are noticed.
     SOCK_SERVER_OPTIONS = {"ping_interval": 25, "max_message_size": 1024 * 1024}
-    # permessage-deflate costs ~100 KB per socket (see shared/TESTING.md); frames are tiny.
+    # permessage-deflate costs ~100 KB of zlib state per socket; frames are a few hundred bytes.
     WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
 
     # PayPal. Each expert connects their own REST app; these settings are the operator's.
