@@ -200,7 +200,7 @@ export function createError(status, body, expert) {
   const name = expert?.display_name || "The expert";
   const code = body?.error || (status ? `http_${status}` : "network");
   const messages = {
-    expert_offline: `${name} is offline right now. Try again later, or book a time.`,
+    expert_offline: `${name} is offline right now. Try again later.`,
     expert_busy: `${name} is in another call. Try again in a few minutes.`,
     price_changed: body?.price
       ? `The price has changed to ${formatMoney(body.price.amount, body.price.currency)} per minute. Check it and call again.`

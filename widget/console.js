@@ -1,6 +1,8 @@
 // The expert console (/console): presence, the ring, accepting and taking the call, the
 // post-call summary, and the embed snippet. The call itself is call.js, as in the widget.
-import * as P from "./protocol.js";
+import { isFinished, isOpen } from "./callstate.js";
+import { endSummary, formatCountdown, formatMoney, freeOffer, termsText } from "./format.js";
+import { accept, decline, presence } from "./frames.js";
 import { CallSession, CallState } from "./call.js";
 import { InCallView, setText } from "./incall.js";
 import * as M from "./media.js";
@@ -41,7 +43,7 @@ socket.addEventListener("frame", (e) => {
   const f = e.detail;
   if (f.type === "hello") {
     if (wanted === null) wanted = f.status === "offline" ? "offline" : "online";  // as another window left it
-    else if (wanted === "online" && f.status === "offline") socket.send(P.presence("online"));
+    else if (wanted === "online" && f.status === "offline") socket.send(presence("online"));
     showPresence(f.status);
   } else if (f.type === "presence") {
     if (f.status !== serverStatus) wanted = f.status === "offline" ? "offline" : "online";
@@ -90,7 +92,7 @@ function localStatus(received) {
   if (received === "connecting" || received === "disconnected") return received;
   if (store.state.phase === "ringing") return "ringing";
   // The server announces "busy" only sometimes; a call on this page is proof enough.
-  return P.isOpen(store.state) ? "busy" : received;
+  return isOpen(store.state) ? "busy" : received;
 }
 
 function showPresence(received) {
@@ -128,7 +130,7 @@ $("presence-toggle").addEventListener("click", () => {
     M.audioContext()?.resume();  // a gesture now lets the ring sound later
     if (globalThis.Notification?.permission === "default") Notification.requestPermission().catch(() => {});
   }
-  socket.send(P.presence(wanted));
+  socket.send(presence(wanted));
   showPresence(serverStatus);
 });
 
@@ -138,11 +140,11 @@ const ringer = { sound: 0, countdown: 0, notification: null };
 
 function startRinging(ring) {
   stopRinging();
-  const price = P.formatMoney(ring.price, ring.currency, locale);
-  setText($("incoming-terms"), `${price} per minute${ring.free_seconds ? `, ${P.freeOffer(ring.free_seconds).toLowerCase()}` : ""}`);
+  const price = formatMoney(ring.price, ring.currency, locale);
+  setText($("incoming-terms"), `${price} per minute${ring.free_seconds ? `, ${freeOffer(ring.free_seconds).toLowerCase()}` : ""}`);
   setText($("incoming-from"), ring.origin ? `From ${ring.origin}` : "From your callme page");
   const deadline = performance.now() + ring.timeout_ms;
-  const tick = () => setText($("ring-countdown"), `Answer within ${P.formatCountdown(deadline - performance.now())}`);
+  const tick = () => setText($("ring-countdown"), `Answer within ${formatCountdown(deadline - performance.now())}`);
   tick();
   ringer.countdown = setInterval(tick, 250);
   const ding = () => M.chime({ notes: [880, 660, 880, 660], gap: 0.16, volume: 0.25 });
@@ -184,7 +186,7 @@ $("accept").addEventListener("click", () => {
   const callId = store.state.call_id;
   if (store.state.phase !== "ringing" || !callId) return;
   store.dispatch({ type: "accept", call_id: callId });
-  socket.send(P.accept(callId));
+  socket.send(accept(callId));
   mediaReady = M.getMediaWithFallback({}).then(({ stream: s, error, fellBack }) => {
     if (fellBack) showDeviceError(`Your camera could not start (${error.name}): the caller hears you but cannot see you.`);
     else if (!s) showDeviceError(`${M.mediaErrorMessage(error)} Until then the caller cannot hear you.`);
@@ -196,7 +198,7 @@ $("decline").addEventListener("click", () => {
   const callId = store.state.call_id;
   if (store.state.phase !== "ringing" || !callId) return;
   stopRinging();
-  socket.send(P.decline(callId));
+  socket.send(decline(callId));
 });
 
 // ---- the call ------------------------------------------------------------------------
@@ -204,7 +206,7 @@ $("decline").addEventListener("click", () => {
 async function join(accepted) {
   if (store.state.call_id !== accepted.call_id) return;
   stream = await (mediaReady || Promise.resolve(null));
-  if (store.state.call_id !== accepted.call_id || !P.isOpen(store.state)) {  // it ended while the camera started
+  if (store.state.call_id !== accepted.call_id || !isOpen(store.state)) {  // it ended while the camera started
     M.stopStream(stream);
     stream = null;
     return;
@@ -239,7 +241,7 @@ addEventListener("keydown", (event) => {
 });
 
 addEventListener("pagehide", () => {
-  if (session && P.isOpen(store.state)) session.hangup();
+  if (session && isOpen(store.state)) session.hangup();
 });
 
 // ---- rendering -----------------------------------------------------------------------
@@ -251,7 +253,7 @@ store.addEventListener("change", (e) => {
   exposed.state = state.name;
   exposed.call_id = state.call_id || exposed.call_id;
   if (session) exposed.pc = session.pc;
-  if (P.isOpen(state) && state.phase !== "ringing") view.render(state);
+  if (isOpen(state) && state.phase !== "ringing") view.render(state);
   if (state.phase === prev.phase) return;
   showPresence(serverStatus);
   showTitle(state);
@@ -266,14 +268,14 @@ store.addEventListener("change", (e) => {
   if (state.phase === "error") showNotice(state.error?.message || "The call could not continue.");
   if (state.phase === "connecting") $("incall-title").focus({ preventScroll: true });
   if (state.phase === "ended") {
-    const s = P.endSummary(state.ended, { role: "expert", other: "The caller", freeSeconds: state.terms?.free_seconds ?? terms.free_seconds, locale });
+    const s = endSummary(state.ended, { role: "expert", other: "The caller", freeSeconds: state.terms?.free_seconds ?? terms.free_seconds, locale });
     setText($("summary-duration"), s.duration);
     setText($("summary-amount"), s.amount);
     $("summary-amount").classList.toggle("words", !(state.ended.amount > 0));
     setText($("summary-reason"), s.reason);
     $("summary-title").focus();
   }
-  if (P.isFinished(state) || state.phase === "idle") {
+  if (isFinished(state) || state.phase === "idle") {
     view.clear();
     M.stopStream(stream);
     stream = null;
@@ -284,8 +286,8 @@ store.addEventListener("change", (e) => {
 });
 
 function renderTerms() {
-  setText($("terms-price"), `${P.formatMoney(terms.price.amount, terms.price.currency, locale)} per minute`);
-  const lines = P.termsText(terms.price, terms.free_seconds, terms.cap_minutes, locale).slice(1);
+  setText($("terms-price"), `${formatMoney(terms.price.amount, terms.price.currency, locale)} per minute`);
+  const lines = termsText(terms.price, terms.free_seconds, terms.cap_minutes, locale).slice(1);
   $("terms-lines").replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
 }
 

@@ -3,7 +3,7 @@
 // Its markup is written here once: each page holds only `<section id="incall">` with its own
 // heading (and anything of its own, such as the console's device alert), and the view adds the
 // stage after the heading and the controls at the end.
-import * as P from "./protocol.js";
+import { formatMoney, meterText, warningText } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const icon = (name, cls = "") => `<svg class="icon${cls}" aria-hidden="true"><use href="/widget/icons.svg#${name}"/></svg>`;
@@ -145,7 +145,7 @@ export class InCallView {
     const m = state.meter;
     const name = this.otherName();
     if (m) {
-      const text = P.meterText(m, this.locale);
+      const text = meterText(m, this.locale);
       setText(el.elapsed, text.elapsed);
       setText(el.freeLeft, text.free);
       el.freeLeft.hidden = !text.free;
@@ -153,13 +153,13 @@ export class InCallView {
     } else {
       setText(el.elapsed, "0:00");
       el.freeLeft.hidden = true;
-      setText(el.cost, state.terms ? P.formatMoney(0, state.terms.currency, this.locale) : "");
+      setText(el.cost, state.terms ? formatMoney(0, state.terms.currency, this.locale) : "");
     }
-    setText(el.warning, P.warningText(state.warning, state.meter));
+    setText(el.warning, warningText(state.warning, state.meter));
     el.warning.hidden = !state.warning;
     if (state.warning !== this.warned) {
       this.warned = state.warning;
-      setText(el.announce, P.warningText(state.warning));  // said once, not at every tick
+      setText(el.announce, warningText(state.warning));  // said once, not at every tick
     }
     let note = "";
     if (state.phase === "connecting") note = `Connecting to ${name}…`;

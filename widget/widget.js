@@ -1,6 +1,9 @@
 // The widget page (/w/<handle>, inside the loader's iframe): screens, devices, and messages
-// to the host page. The call itself is call.js; what things say is protocol.js.
-import * as P from "./protocol.js";
+// to the host page. The call itself is call.js; what things say is format.js and callstate.js.
+import { holdAmount, needsPayment } from "./api.js";
+import { isFinished, isOpen } from "./callstate.js";
+import { endSummary, formatMoney, freeOffer, hueSlot, initials, termsText } from "./format.js";
+import { hostMessage, hostOrigin } from "./messages.js";
 import { VisitorCall } from "./call.js";
 import { InCallView, setText } from "./incall.js";
 import * as M from "./media.js";
@@ -9,7 +12,7 @@ import { exposeForTests } from "./testhook.js";
 const $ = (id) => document.getElementById(id);
 const locale = navigator.language || undefined;
 const handle = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
-const host = P.hostOrigin(location.search);
+const host = hostOrigin(location.search);
 const framed = window.parent !== window;
 const STATUS_REFRESH_MS = 15_000;
 
@@ -29,7 +32,7 @@ const view = new InCallView({ onHangup: () => call.hangup(), otherName: expertNa
 
 /** Tell the host page (the exact ?origin=, never "*"); nothing when not framed or no origin. */
 function post(type, detail) {
-  if (host && framed) window.parent.postMessage(P.hostMessage(type, detail), host);
+  if (host && framed) window.parent.postMessage(hostMessage(type, detail), host);
 }
 
 addEventListener("message", (event) => {
@@ -37,7 +40,7 @@ addEventListener("message", (event) => {
   const msg = event.data;
   if (!msg || msg.callme !== 1) return;
   if (msg.type === "close") {
-    if (P.isOpen(call.state) || busy(call.state)) call.hangup();
+    if (isOpen(call.state) || busy(call.state)) call.hangup();
     M.stopStream(media.stream);
     media.stream = null;
   }
@@ -48,13 +51,13 @@ addEventListener("message", (event) => {
 addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
   if (call.state.phase === "active" || call.state.phase === "connecting") view.escape();
-  else if (P.isOpen(call.state) || busy(call.state)) $("cancel").focus();
+  else if (isOpen(call.state) || busy(call.state)) $("cancel").focus();
   else post("close");
 });
 
 // A closing page hangs up rather than leaving the expert in a silent call (or PayPal open).
 addEventListener("pagehide", () => {
-  if (P.isOpen(call.state) || call.state.phase === "paying") call.hangup();
+  if (isOpen(call.state) || call.state.phase === "paying") call.hangup();
 });
 
 // ---- devices -------------------------------------------------------------------------
@@ -163,8 +166,8 @@ navigator.mediaDevices?.addEventListener?.("devicechange", () => {
 // ---- the screens ---------------------------------------------------------------------
 
 function setAvatar(el, name) {
-  el.textContent = P.initials(name);
-  el.className = el.className.replace(/\bhue-\d\b/g, "").trim() + ` hue-${P.hueSlot(handle)}`;
+  el.textContent = initials(name);
+  el.className = el.className.replace(/\bhue-\d\b/g, "").trim() + ` hue-${hueSlot(handle)}`;
 }
 
 // While a call is under way the status line says how the call is doing.
@@ -185,23 +188,23 @@ function renderHeader(state) {
   const during = CALL_STATUS[state.name];
   setText($("status-text"), during || words[e.status] || e.status);
   $("status").dataset.status = during ? "call" : e.status;
-  setText($("price"), `${P.formatMoney(e.price.amount, e.price.currency, locale)}/min`);
+  setText($("price"), `${formatMoney(e.price.amount, e.price.currency, locale)}/min`);
 }
 
 function renderPrecall(state) {
   const e = state.expert;
   if (!e) return;
-  setText($("terms-price"), `${P.formatMoney(e.price.amount, e.price.currency, locale)} per minute`);
-  const free = e.price.amount ? P.freeOffer(e.free_seconds) : "";
+  setText($("terms-price"), `${formatMoney(e.price.amount, e.price.currency, locale)} per minute`);
+  const free = e.price.amount ? freeOffer(e.free_seconds) : "";
   setText($("terms-free"), free);
   $("terms-free").hidden = !free;
-  const lines = P.termsText(e.price, e.free_seconds, e.cap_minutes, locale).slice(1);
+  const lines = termsText(e.price, e.free_seconds, e.cap_minutes, locale).slice(1);
   $("terms-lines").replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
   setText($("notice"), state.notice || "");
   $("notice").hidden = !state.notice;
   setText($("start-label"), `Call ${e.display_name}`);
-  const hold = P.holdAmount(e.price, e.cap_minutes);
-  setText($("paying-hold"), hold ? P.formatMoney(hold, e.price.currency, locale) : "");
+  const hold = holdAmount(e.price, e.cap_minutes);
+  setText($("paying-hold"), hold ? formatMoney(hold, e.price.currency, locale) : "");
   const hasMic = !!media.stream?.getAudioTracks().length;
   $("start-call").disabled = !hasMic || !!media.requesting;
   // A disabled Call says why (beside it, and as its description).
@@ -225,7 +228,7 @@ function renderOutcome(state) {
 
 function renderEnded(state) {
   const ended = state.ended;
-  const summary = P.endSummary(ended, { role: "visitor", other: expertName(), freeSeconds: state.terms?.free_seconds ?? state.expert?.free_seconds, locale });
+  const summary = endSummary(ended, { role: "visitor", other: expertName(), freeSeconds: state.terms?.free_seconds ?? state.expert?.free_seconds, locale });
   setText($("ended-duration"), summary.duration);
   setText($("ended-amount"), summary.amount);
   $("ended-amount").classList.toggle("words", !(ended.amount > 0));
@@ -251,7 +254,7 @@ function render({ state, prev }) {
   renderHeader(state);
   if (state.phase === "precall") renderPrecall(state);
   if (state.phase in OUTCOMES) renderOutcome(state);
-  if (P.isOpen(state)) view.render(state);
+  if (isOpen(state)) view.render(state);
   if (state.phase === "ended") renderEnded(state);
   if (state.phase !== prev.phase) entered(state, prev);
 }
@@ -267,7 +270,7 @@ function entered(state, prev) {
     const e = state.ended;
     post("ended", { call_id: e.call_id, duration_ms: e.duration_ms ?? 0, amount: e.amount ?? 0, currency: e.currency, reason: e.reason });
   }
-  if (P.isFinished(state)) {
+  if (isFinished(state)) {
     view.clear();
     media.stopLevel();
     M.stopStream(media.stream);
@@ -316,7 +319,7 @@ function openPayPalWindow() {
 }
 
 $("start-call").addEventListener("click", async () => {
-  const popup = P.needsPayment(call.state.expert) ? openPayPalWindow() : null;
+  const popup = needsPayment(call.state.expert) ? openPayPalWindow() : null;
   media.stopLevel();
   await call.start(media.stream, popup);
   exposed.pc = call.pc;

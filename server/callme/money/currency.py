@@ -1,7 +1,7 @@
 """Currencies: the one table of minor-unit exponents, and PayPal's decimal strings.
 
 Amounts are integers of minor units everywhere in callme. The exponents are ISO 4217's
-(the widget's ``protocol.js`` holds the same table; a test keeps them equal). PayPal takes
+(the widget's ``format.js`` holds the same table; a test keeps them equal). PayPal takes
 decimal strings and, for a few currencies, whole units only: those amounts must be whole
 units of the currency to be payable at all. No float ever touches an amount.
 """
