@@ -114,7 +114,10 @@ def openapi_document():
                  "responses": _responses("200", "Expert", *BODY_ERRORS, "401", "429")},
         "get": {"summary": "The logged-in expert.", "security": [{"session": []}],
                 "responses": _responses("200", "Expert", "401")},
-        "delete": {"summary": "Log out.", "security": [{"session": []}],
+        "delete": {"summary": "Log out: this session, or with everywhere=1 every session of the expert.",
+                   "security": [{"session": []}],
+                   "parameters": [{"name": "everywhere", "in": "query", "required": False,
+                                   "schema": {"type": "string", "enum": ["1", "true", "yes", "on"]}}],
                    "responses": {"204": {"description": "Logged out"}}}})
     spec.path("/api/v1/openapi.json", operations={"get": {
         "summary": "This document.",
