@@ -89,3 +89,12 @@ def change_password(expert, password):
     expert.set_password(password)
     ExpertSession.close_all(expert.id)
     db.session.commit()
+
+
+def replace_password(expert, current, new, confirm):
+    """The expert's own change: the current password first, the new one twice; ValueError says why."""
+    if not expert.check_password(current):
+        raise ValueError("The current password is wrong.")
+    if new != confirm:
+        raise ValueError("The two new passwords differ.")
+    change_password(expert, new)

@@ -3,7 +3,7 @@ and the session API."""
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..errors import ApiError
-from ..experts.accounts import authenticate, change_password
+from ..experts.accounts import authenticate, replace_password
 from ..security import check_csrf, csrf_token, current_expert, log_in, log_out, login_required, secure
 from .limits import limit
 from .schemas import ExpertSchema, LoginSchema, load_json
@@ -54,19 +54,15 @@ def password(expert):
     error, status, done = None, 200, False
     if request.method == "POST":
         check_csrf()
-        new = request.form.get("password", "")[:1024]
-        if not expert.check_password(request.form.get("current", "")[:256]):
-            error, status = "The current password is wrong.", 400
-        elif new != request.form.get("confirm", ""):
-            error, status = "The two new passwords differ.", 400
+        form = request.form
+        try:
+            replace_password(expert, form.get("current", "")[:256], form.get("password", "")[:1024],
+                             form.get("confirm", "")[:1024])
+        except ValueError as e:
+            error, status = str(e), 400
         else:
-            try:
-                change_password(expert, new)
-            except ValueError as e:
-                error, status = str(e), 400
-            else:
-                log_in(expert, _lifetime())  # this browser stays logged in, in a new session
-                done = True
+            log_in(expert, _lifetime())  # this browser stays logged in, in a new session
+            done = True
     return secure(current_app.make_response((render_template(
         "password.html", expert=expert, csrf=csrf_token(), error=error, done=done), status)))
 
