@@ -15,9 +15,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.browser import HostSite, launch, new_context  # noqa: E402
+from tests.scenarios.browser import HostSite, launch, new_context  # noqa: E402
 from tests.conftest import _live_factory, seed_expert, start_emulator  # noqa: E402
-from tests.live import loopback_only  # noqa: E402
+from tests.scenarios.live import loopback_only  # noqa: E402
 
 AUTO_ACCEPT = """() => new MutationObserver(() => {
   const b = document.querySelector('#accept');

@@ -4,7 +4,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from callme.bus import LEASE_TTL_MS, InProcessBus, LeaseError, _pid_alive, claim_lease, holder_id
 from callme.models import BusLease
 
-from .conftest import Seconds
+from .conftest import Seconds, eventually
 
 
 @pytest.fixture
@@ -230,10 +229,7 @@ def test_a_dead_process_on_this_host_is_taken_over(engine):
 def test_a_zombie_holder_counts_as_dead(engine):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        deadline = time.monotonic() + 10
-        while _stat_state(proc.pid) != "Z":  # exited, not reaped yet
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        eventually(lambda: _stat_state(proc.pid) == "Z", what="the child to exit, not reaped yet")
         assert not _pid_alive(proc.pid)
         put(engine, f"{HOST}:{proc.pid}", NOW)
         claim(engine, holder_id(), NOW + 1)

@@ -2,12 +2,13 @@
 instance the commands that need the schema say what to run first; ``expert password``."""
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import generate_password_hash
 
-from callme import create_app, models
+from callme import create_app
 from callme.config import TestConfig
 from callme.extensions import db
 from callme.models import Expert
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 CREATE = ["expert", "create", "--email", "ann@example.com", "--handle", "ann", "--name", "Ann Law", "--price",
           "150", "--password", "a-good-password"]
@@ -88,12 +89,6 @@ def test_expert_password_refuses_clearly(runner, make_expert, args, message):
 
 
 # ---- callme expert create -------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
-
 
 def create_args(**overrides):
     values = {"--email": "ann@example.com", "--handle": "ann", "--name": "Ann Law", "--price": "150",

@@ -1,4 +1,5 @@
-"""The dashboard, the CSV, receipts and the PayPal settings, through the test client."""
+"""The dashboard (``callme.web.dashboard``) through the test client: earnings, the chart, the calls and
+their CSV, the PayPal settings, each expert seeing only their own. Receipt pages: test_receipts.py."""
 import csv
 import io
 import re
@@ -7,17 +8,15 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from itsdangerous import TimestampSigner
 
 from callme.web import dashboard
 from callme.money.earnings import from_ms
-from callme.money.receipts import RECEIPT_MAX_AGE
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment
 from callme.money.paypal import decrypt_secret
-from callme.calls.tokens import tokens_for
 
-from .test_widget import TEMPLATES, Markup, read
+from .conftest import add_call, receipt_token
+
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -38,42 +37,9 @@ def login(client, expert):
         s["csrf"] = "csrf-for-tests"
 
 
-def add_call(expert, clock, *, ago_ms=0, billed_ms=125_000, minutes=3, amount=None, reason="hangup",
-             taken="capture", capture_id=None, state="ended", call_id=None):
-    """An ended call of ``expert`` that started ``ago_ms`` before the clock's now, with its ledger rows
-    (``taken``: the kind of the row that took the money, or None for none)."""
-    start = clock.now - ago_ms
-    amount = expert.price_minor * minutes if amount is None else amount
-    call = Call(id=call_id or None, expert_id=expert.id, kind="instant", state=state, price_minor=expert.price_minor,
-                currency=expert.currency, free_seconds=60, cap_minutes=60, origin="https://ray.example",
-                created_ms=start - 5000, active_ms=start, ended_ms=start + billed_ms if state == "ended" else None,
-                end_reason=reason if state == "ended" else None, billed_ms=billed_ms, billed_minutes=minutes,
-                amount_minor=amount)
-    db.session.add(call)
-    db.session.flush()
-    if taken and amount:
-        db.session.add(LedgerEntry(key=f"{taken}:{call.id}", kind=taken, expert_id=expert.id, call_id=call.id,
-                                   amount_minor=amount, currency=expert.currency,
-                                   detail={"capture_id": capture_id} if capture_id else {},
-                                   created_at=from_ms(start + billed_ms)))
-    db.session.commit()
-    return call
-
-
 def totals_of(html):
     """{period: amount shown} of the dashboard's totals."""
     return dict(re.findall(r'data-period="(\w+)">\s*<dt>[^<]*</dt>\s*<dd>([^<]*)</dd>', html))
-
-
-def receipt_token(app, call_id):
-    return tokens_for(app.config).receipt_token(call_id)
-
-
-@pytest.mark.parametrize("name", ["dashboard.html", "receipt.html", "paypal_settings.html"])
-def test_no_inline_script_or_style_in_the_templates(name):
-    page = Markup(read(TEMPLATES, name))
-    assert page.inline == []
-    assert len(page.ids) == len(set(page.ids)), "duplicate ids"
 
 
 # ---- log in ----------------------------------------------------------------------------
@@ -208,44 +174,7 @@ def test_csv_has_all_the_experts_calls_and_nothing_else(client, clock, make_expe
     assert len(list(csv.reader(io.StringIO(r.get_data(as_text=True))))) == 4
 
 
-# ---- receipts ----------------------------------------------------------------------------
-
-def test_receipt_page_and_json_with_the_right_figures(app, client, clock, make_expert):
-    clock.now = 1_763_800_000_000
-    ray = make_expert("ray", price=250, paypal=False)
-    call = add_call(ray, clock, ago_ms=0, billed_ms=150_000, minutes=3, capture_id="CAP-42")
-    t = receipt_token(app, call.id)
-
-    r = client.get(f"/receipts/{call.id}?t={t}")
-    assert r.status_code == 200
-    html = r.get_data(as_text=True)
-    for text in ("Call with Ray", "2025-11-22T08:26:40Z", "Sat 22 Nov 2025, 08:26 UTC", "2:30", "$2.50", "$7.50",
-                 "CAP-42", "No commission: the whole amount goes to Ray."):
-        assert text in html
-    assert r.headers["Referrer-Policy"] == "no-referrer" and "style=" not in html
-
-    j = client.get(f"/receipts/{call.id}.json?t={t}")
-    assert j.status_code == 200
-    data = j.get_json()
-    assert {k: data[k] for k in ("call_id", "expert", "started_utc", "billed_duration_ms", "billed_minutes",
-                                 "price_minor", "amount_minor", "currency", "paypal_capture_id",
-                                 "commission_minor")} == {
-        "call_id": call.id, "expert": "Ray", "started_utc": "2025-11-22T08:26:40Z", "billed_duration_ms": 150_000,
-        "billed_minutes": 3, "price_minor": 250, "amount_minor": 750, "currency": "USD",
-        "paypal_capture_id": "CAP-42", "commission_minor": 0}
-
-
-def test_receipt_in_yen_and_the_capture_id_from_the_payment(app, client, clock, make_expert):
-    ray = make_expert("ray", price=100, currency="JPY", paypal=False)
-    call = add_call(ray, clock, minutes=12, billed_ms=11 * 60_000 + 1)
-    db.session.add(Payment(expert_id=ray.id, call_id=call.id, intent="AUTHORIZE", state="captured", currency="JPY",
-                           amount_minor=6000, due_minor=1200, captured_minor=1200, paypal_client_id="app",
-                           order_id="O-9", capture_id="CAP-PAYMENT"))
-    db.session.commit()
-    data = client.get(f"/receipts/{call.id}.json?t={receipt_token(app, call.id)}").get_json()
-    assert (data["amount"], data["price"], data["amount_decimal"], data["paypal_capture_id"]) == \
-        ("¥1,200", "¥100", "1200", "CAP-PAYMENT")
-
+# ---- a refund, on the receipt and in the dashboard's table ----------------------------------------
 
 def test_a_refund_shows_on_the_receipt_and_in_the_table(app, client, clock, make_expert):
     ray = make_expert("ray", price=150, paypal=False)
@@ -259,45 +188,6 @@ def test_a_refund_shows_on_the_receipt_and_in_the_table(app, client, clock, make
     login(client, ray)
     html = client.get("/dashboard").get_data(as_text=True)
     assert "−$2.50 refunded" in html and totals_of(html)["today"] == "$3.50"
-
-
-def _expired_token(app, call_id, monkeypatch):
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - RECEIPT_MAX_AGE - 5)
-    token = receipt_token(app, call_id)
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
-    return token
-
-
-@pytest.mark.parametrize("case", ["missing", "tampered", "other_call", "expired", "call_token", "other_key"])
-def test_a_bad_receipt_token_is_refused(app, client, clock, make_expert, monkeypatch, case):
-    ray = make_expert("ray", paypal=False)
-    call = add_call(ray, clock, capture_id="CAP-SECRET")
-    other = add_call(ray, clock, ago_ms=DAY_MS)
-    good = receipt_token(app, call.id)
-    token = {
-        "missing": "",
-        "tampered": good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
-        "other_call": receipt_token(app, other.id),
-        "expired": _expired_token(app, call.id, monkeypatch) if case == "expired" else None,
-        "call_token": tokens_for(app.config).call_token(call.id, "visitor"),
-        "other_key": tokens_for({"SECRET_KEY": "another key"}).receipt_token(call.id),
-    }[case]
-    page = client.get(f"/receipts/{call.id}?t={token}")
-    assert page.status_code == 403
-    assert "CAP-SECRET" not in page.get_data(as_text=True) and 'id="receipt-error"' in page.get_data(as_text=True)
-    j = client.get(f"/receipts/{call.id}.json?t={token}")
-    assert j.status_code == 403
-    assert j.get_json()["error"] in ("token_invalid", "token_expired", "token_wrong_call")
-    assert "CAP-SECRET" not in j.get_data(as_text=True)
-    assert client.get(f"/receipts/{call.id}?t={good}").status_code == 200
-
-
-def test_an_unknown_call_has_no_receipt(app, client):
-    t = receipt_token(app, "no-such-call")
-    assert client.get(f"/receipts/no-such-call?t={t}").status_code == 404
-    r = client.get(f"/receipts/no-such-call.json?t={t}")
-    assert r.status_code == 404 and r.get_json()["error"] == "call_not_found"
 
 
 # ---- PayPal settings ----------------------------------------------------------------------

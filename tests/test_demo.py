@@ -6,12 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from .live import free_port
+from .conftest import eventually
+from .scenarios.live import free_port
 
 pytestmark = pytest.mark.live
 
@@ -52,14 +52,6 @@ def answers(port):
         return False
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def demo(tmp_path):
     """Start ``callme demo`` on free ports; yields (process, ports); killed if the test did not."""
@@ -80,8 +72,8 @@ def demo(tmp_path):
             return False
 
     try:
-        wait_for(up, 60, "the demo to answer")
-        wait_for(lambda: answers(ports["site"]), 10, "the example site")
+        eventually(up, 60, "the demo to answer")
+        eventually(lambda: answers(ports["site"]), 10, "the example site")
         proc.log_path = tmp_path / "demo.log"
         yield proc, ports
     finally:
@@ -118,5 +110,5 @@ def test_stopping_the_demo_stops_its_children(demo, how):
         except subprocess.TimeoutExpired:
             raise AssertionError(proc.log_path.read_text()) from None
     for port in ports.values():
-        wait_for(lambda: not answers(port), 10, f"port {port} to close")
-    wait_for(lambda: not any(running(pid) for pid in children), 10, "the demo's children to exit")
+        eventually(lambda: not answers(port), 10, f"port {port} to close")
+    eventually(lambda: not any(running(pid) for pid in children), 10, "the demo's children to exit")

@@ -1,6 +1,5 @@
 """Earnings, the chart and the calls table, as pure functions over ledger rows."""
 from datetime import date, datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -8,6 +7,8 @@ import sqlalchemy as sa
 from callme.money import earnings
 from callme.extensions import db
 from callme.models import Call, LedgerEntry
+
+from .conftest import entry, fake_call
 
 NOW = datetime(2026, 11, 22, 15, 30)  # naive UTC
 MIDNIGHT = datetime(2026, 11, 22)
@@ -124,18 +125,6 @@ def test_page_is_clamped(total, requested, number, pages):
     page = earnings.page_of(total, requested)
     assert (page.number, page.pages, page.offset) == (number, pages, (number - 1) * 20)
     assert page.has_prev == (number > 1) and page.has_next == (number < pages)
-
-
-def fake_call(**kw):
-    base = dict(id="c1", kind="instant", origin="https://ray.example", state="ended", active_ms=1_763_800_000_000,
-                created_ms=1_763_799_990_000, ended_ms=1_763_800_125_500, billed_ms=125_500, billed_minutes=3,
-                price_minor=150, amount_minor=450, currency="USD", end_reason="hangup", free_seconds=60)
-    base.update(kw)
-    return SimpleNamespace(**base)
-
-
-def entry(kind, amount, **detail):
-    return SimpleNamespace(kind=kind, amount_minor=amount, detail=detail)
 
 
 @pytest.mark.parametrize("call, rows, payment_state, settled, status", [

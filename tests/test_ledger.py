@@ -4,7 +4,6 @@ import logging
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import generate_password_hash
 
 from callme import models
 from callme.money import payments
@@ -12,11 +11,9 @@ from callme.extensions import db
 from callme.money.ledger import earnings, holds_open, mark_payment_due
 from callme.models import AppendOnlyError, Call, LedgerEntry
 
+from .conftest import make_active
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 @pytest.fixture
@@ -126,11 +123,7 @@ def test_only_ended_calls_have_a_payment_due(make_expert, state):
 def test_a_service_ended_call_has_its_payment_marked_due_once(service, make_expert, make_call, clock):
     expert = make_expert(online=True, price=99, currency="EUR")
     call_id, expert_id = make_call(expert).id, expert.id
-    service.join(call_id, "visitor")
-    service.accept(expert_id, call_id)
-    service.join(call_id, "expert")
-    service.report(call_id, "visitor", "connected")
-    service.report(call_id, "expert", "connected")
+    make_active(service, call_id, expert_id)
     clock.advance(125)
     service.heartbeat(call_id, "visitor")
     service.heartbeat(call_id, "expert")

@@ -1,49 +1,23 @@
-"""The call lifecycle through CallService with the injected clock: restarts (defects 1 and
-14), calls nobody joins (defect 4), the signaling order (defect 11) and the events it publishes."""
+"""The call lifecycle through CallService with the injected clock: restarts (defects 1 and 14),
+calls nobody joins (defect 4), the signaling order (defect 11), the events it publishes, and what
+each way of ending a call bills, to the cent."""
 import pytest
 
 from callme.calls.frames import FrameError
 from callme.calls.lifecycle import CallError, CallService
+from callme.calls.metering import MINUTE_MS
 from callme.errors import CallmeError
 from callme.extensions import db
-from callme.models import Call
+from callme.models import Call, LedgerEntry
 
+from .conftest import answer, keep_alive, make_active
 
-def stored(call_id):
-    db.session.expire_all()
-    return db.session.get(Call, call_id)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")  # experts are made by the dozen here
 
 
 def restart(app):
     """A new process on the same database and bus: nothing of the old one's memory survives."""
     return CallService(app, app.extensions["callme.bus"])
-
-
-@pytest.fixture
-def accepted_call(service, make_expert, make_call, clock):
-    """A call rung, accepted and joined by both sides; returns its id."""
-    def run(**expert_kw):
-        expert = make_expert(online=True, **expert_kw)
-        call_id, expert_id = make_call(expert).id, expert.id
-        service.join(call_id, "visitor")
-        clock.advance(2)
-        service.accept(expert_id, call_id)
-        service.join(call_id, "expert")
-        clock.advance(1)
-        return call_id
-    return run
-
-
-@pytest.fixture
-def active_call(service, accepted_call, clock):
-    def run(**expert_kw):
-        call_id = accepted_call(**expert_kw)
-        service.report(call_id, "visitor", "connected")
-        service.report(call_id, "expert", "connected")
-        call = stored(call_id)
-        assert call.state == "active"
-        return call_id, call.active_ms
-    return run
 
 
 # ---- defect 1: a restart between "connected" and "active" -----------------------------------
@@ -59,10 +33,10 @@ def test_restart_after_one_report_persisted_becomes_active_when_the_other_re_rep
     restarted.join(call_id, "visitor")
     restarted.join(call_id, "expert")
     restarted.report(call_id, "visitor", "connected")
-    assert stored(call_id).state == "accepted"  # the expert has not said so yet
+    assert service.get(call_id).state == "accepted"  # the expert has not said so yet
     clock.advance(1)
     restarted.report(call_id, "expert", "connected")
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.visitor_connected_ms, call.active_ms) == ("active", visitor_at, clock.now)
 
 
@@ -77,7 +51,7 @@ def test_restart_after_both_reports_persisted_is_active_from_the_stored_time(app
     clock.advance(3)
     restarted = restart(app)
     restarted.report(call_id, "expert", "connected")
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.active_ms) == ("active", both_at)
 
 
@@ -89,7 +63,7 @@ def test_the_clock_makes_a_call_both_sides_reported_active_without_a_re_report(a
     db.session.commit()
     clock.advance(app.config["CONNECT_TIMEOUT"] + 5)
     restart(app).tick()
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.active_ms) == ("active", both_at)
 
 
@@ -101,32 +75,24 @@ def test_a_restart_past_the_connect_time_out_gives_the_peers_time_to_re_report(a
     clock.advance(app.config["CONNECT_TIMEOUT"] + 10)
     restarted = restart(app)
     restarted.tick()
-    assert stored(call_id).state == "accepted"  # not "failed" before the peers could say connected
+    assert service.get(call_id).state == "accepted"  # not "failed" before the peers could say connected
     restarted.join(call_id, "visitor")
     restarted.join(call_id, "expert")
     clock.advance(1)
     restarted.report(call_id, "visitor", "connected")
     restarted.report(call_id, "expert", "connected")
     restarted.tick()
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.active_ms) == ("active", clock.now)
     # While both keep talking, nothing ends the call.
-    for _ in range(20):
-        clock.advance(5)
-        restarted.heartbeat(call_id, "visitor")
-        restarted.heartbeat(call_id, "expert")
-        restarted.tick()
-    assert stored(call_id).state == "active"
+    keep_alive(restarted, clock, call_id, 100_000)
+    assert service.get(call_id).state == "active"
 
 
 def test_without_any_report_the_connect_time_out_still_fails_the_call(app, service, accepted_call, clock):
     call_id = accepted_call()
-    for _ in range(app.config["CONNECT_TIMEOUT"] // 5):
-        clock.advance(5)
-        service.heartbeat(call_id, "visitor")
-        service.heartbeat(call_id, "expert")
-        service.tick()
-    call = stored(call_id)
+    keep_alive(service, clock, call_id, app.config["CONNECT_TIMEOUT"] // 5 * 5_000)
+    call = service.get(call_id)
     assert (call.state, call.end_reason, call.amount_minor) == ("ended", "failed", 0)
 
 
@@ -144,7 +110,7 @@ def test_a_created_call_nobody_joins_stops_counting_as_busy(app, service, make_e
     assert service.status(expert_id) == "busy"
     clock.advance(0.001)
     service.tick()
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.end_reason, call.amount_minor) == ("ended", "expired", 0)
     assert service.status(expert_id) == "online"
 
@@ -157,23 +123,12 @@ def test_a_visitor_who_joins_in_time_rings(app, service, make_expert, make_call,
     clock.advance(2)
     service.heartbeat(call_id, "visitor")
     service.tick()
-    assert stored(call_id).state == "ringing"
+    assert service.get(call_id).state == "ringing"
 
 
 # ---- defect 14: a hang-up sent while the server was down -------------------------------------
 
 HB = 5_000  # HEARTBEAT_INTERVAL, ms
-
-
-def talk(service, clock, call_id, seconds):
-    """Heartbeats from both sides every 5 s; returns the last ack the visitor got."""
-    ack = None
-    for _ in range(seconds // 5):
-        clock.advance(5)
-        ack = service.heartbeat(call_id, "visitor")
-        service.heartbeat(call_id, "expert")
-        service.tick()
-    return ack
 
 
 @pytest.mark.parametrize("since_ack_ms, down_ms, billed_after_ack", [
@@ -186,8 +141,9 @@ def talk(service, clock, call_id, seconds):
 ])
 def test_a_hangup_sent_while_the_server_was_down_bills_to_the_click(app, service, active_call, clock,
                                                                      since_ack_ms, down_ms, billed_after_ack):
-    call_id, started = active_call()
-    ack = talk(service, clock, call_id, 60)
+    call = active_call()
+    call_id, started = call.id, call.active_ms
+    ack = keep_alive(service, clock, call_id, 60_000)["visitor"]
     service.flush_heartbeats()
     assert ack == clock.now
     # The server dies; the hang-up waits in the client's queue until the socket is back.
@@ -195,18 +151,18 @@ def test_a_hangup_sent_while_the_server_was_down_bills_to_the_click(app, service
     restarted = restart(app)
     restarted.join(call_id, "visitor")
     restarted.hangup(call_id, "visitor", ack_ms=ack, since_ack_ms=since_ack_ms)
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.state, call.end_reason, call.ended_by) == ("ended", "hangup", "visitor")
     assert call.ended_ms == ack + billed_after_ack
     assert call.billed_ms == ack + billed_after_ack - started
 
 
 def test_a_hangup_without_ack_fields_bills_to_its_arrival(app, service, active_call, clock):
-    call_id, started = active_call()
-    talk(service, clock, call_id, 60)
+    call_id = active_call().id
+    keep_alive(service, clock, call_id, 60_000)
     clock.advance(7)
     service.hangup(call_id, "visitor")
-    assert stored(call_id).ended_ms == clock.now
+    assert service.get(call_id).ended_ms == clock.now
 
 
 @pytest.mark.parametrize("claim, since_ack_ms, billed_to", [
@@ -218,16 +174,17 @@ def test_a_hangup_without_ack_fields_bills_to_its_arrival(app, service, active_c
 ])
 def test_a_lying_ack_gains_at_most_what_is_not_persisted(service, active_call, clock, claim, since_ack_ms,
                                                           billed_to):
-    call_id, started = active_call()
-    talk(service, clock, call_id, 60)
+    call = active_call()
+    call_id, started = call.id, call.active_ms
+    keep_alive(service, clock, call_id, 60_000)
     service.flush_heartbeats()
-    stored_seen = stored(call_id).visitor_seen_ms
+    stored_seen = service.get(call_id).visitor_seen_ms
     clock.advance(3)
     now = clock.now
     ack = {"ancient": started - 600_000, "future": now + 600_000}[claim]
     service.hangup(call_id, "visitor", ack_ms=ack, since_ack_ms=since_ack_ms)
     expected = {"stored": stored_seen, "stored+1000": stored_seen + 1_000, "now": now}[billed_to]
-    assert stored(call_id).ended_ms == expected
+    assert service.get(call_id).ended_ms == expected
 
 
 def test_ack_fields_do_not_change_a_call_that_is_not_active(service, make_expert, make_call, clock):
@@ -236,12 +193,12 @@ def test_ack_fields_do_not_change_a_call_that_is_not_active(service, make_expert
     service.join(call_id, "visitor")
     clock.advance(4)
     service.hangup(call_id, "visitor", ack_ms=clock.now - 3_000, since_ack_ms=0)
-    call = stored(call_id)
+    call = service.get(call_id)
     assert (call.end_reason, call.ended_ms, call.amount_minor) == ("cancelled", clock.now, 0)
 
 
 def test_heartbeat_and_state_return_the_recorded_time(service, active_call, clock):
-    call_id, _ = active_call()
+    call_id = active_call().id
     clock.advance(1)
     assert service.heartbeat(call_id, "expert") == clock.now
     clock.advance(1)
@@ -303,7 +260,8 @@ def test_domain_errors_are_callme_errors_with_a_status():
 # ---- the clock: meters and cap warnings as events, the payment-retry job ---------------------
 
 def test_the_clock_publishes_meters_and_each_cap_warning_once(app, service, active_call, clock):
-    call_id, started = active_call(cap_minutes=3, free_seconds=60, price=150)
+    call = active_call(cap_minutes=3, free_seconds=60, price=150)
+    call_id, started = call.id, call.active_ms
     heard = {"visitor": [], "expert": []}
     for role in heard:
         app.extensions["callme.bus"].subscribe(f"call:{call_id}:{role}", heard[role].append)
@@ -330,11 +288,7 @@ def test_the_lifecycle_publishes_and_never_writes_to_a_socket(app, service, make
     heard = []
     for channel in (f"call:{call_id}:visitor", f"call:{call_id}:expert", f"expert:{expert_id}"):
         bus.subscribe(channel, lambda m, channel=channel: heard.append((channel.split(":")[-1], m["type"])))
-    service.join(call_id, "visitor")
-    service.accept(expert_id, call_id)
-    service.join(call_id, "expert")
-    service.report(call_id, "visitor", "connected")
-    service.report(call_id, "expert", "connected")
+    make_active(service, call_id, expert_id)
     service.hangup(call_id, "expert")
     assert heard == [
         (str(expert_id), "ring"), (str(expert_id), "presence"),
@@ -342,3 +296,271 @@ def test_the_lifecycle_publishes_and_never_writes_to_a_socket(app, service, make
         ("visitor", "active"), ("expert", "active"),
         ("visitor", "ended"), ("expert", "ended"), (str(expert_id), "call_ended"), (str(expert_id), "presence"),
     ]
+
+
+# ---- billing: what each way of ending a call costs, to the cent --------------------------------
+
+def ledger_rows(call_id=None):
+    """The rows that move money to the expert: captures. (Holds and their release are not charges.)"""
+    db.session.expire_all()
+    q = db.select(LedgerEntry).filter(LedgerEntry.kind == "capture").order_by(LedgerEntry.id)
+    if call_id is not None:
+        q = q.filter_by(call_id=call_id)
+    return db.session.scalars(q).all()
+
+
+@pytest.mark.parametrize("free_seconds, price, currency, active_ms, by, minutes, amount", [
+    (60, 150, "USD", 59_999, "visitor", 0, 0),
+    (60, 150, "USD", 60_000, "visitor", 1, 150),
+    (60, 150, "USD", 60_001, "expert", 2, 300),
+    (60, 150, "USD", 119_999, "visitor", 2, 300),
+    (60, 150, "USD", 120_000, "expert", 2, 300),
+    (60, 150, "USD", 120_001, "visitor", 3, 450),
+    (60, 150, "USD", 1, "visitor", 0, 0),
+    (0, 150, "USD", 1, "visitor", 1, 150),
+    (0, 150, "USD", 60_001, "expert", 2, 300),
+    (30, 99, "EUR", 29_999, "visitor", 0, 0),
+    (30, 99, "EUR", 30_000, "visitor", 1, 99),
+    (60, 100, "JPY", 150_000, "expert", 3, 300),
+    (60, 0, "USD", 600_000, "visitor", 10, 0),
+])
+def test_hangup_bills_exactly(service, clock, active_call, free_seconds, price, currency, active_ms, by,
+                              minutes, amount):
+    call = active_call(free_seconds=free_seconds, price=price, currency=currency)
+    expert_id, call_id, started = call.expert_id, call.id, call.active_ms
+    keep_alive(service, clock, call_id, active_ms)
+    assert service.get(call_id).state == "active"
+    service.hangup(call_id, by)
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_by) == ("ended", "hangup", by)
+    assert call.ended_ms == started + active_ms
+    assert (call.billed_ms, call.billed_minutes, call.amount_minor, call.currency) == (
+        active_ms, minutes, amount, currency)
+    assert call.settled_at is not None
+    rows = ledger_rows(call_id)
+    if amount:
+        payment = service.get(call_id).payment
+        assert [(r.key, r.kind, r.expert_id, r.amount_minor, r.currency) for r in rows] == [
+            (f"payment:{payment.id}:capture", "capture", expert_id, amount, currency)]
+        assert rows[0].detail["minutes"] == minutes and rows[0].detail["price"] == price
+        assert rows[0].detail["duration_ms"] == active_ms
+        assert rows[0].detail["capture_id"] == payment.capture_id
+    else:
+        assert rows == []
+    # A second hang-up (the other side, a retry) changes nothing.
+    service.hangup(call_id, "expert" if by == "visitor" else "visitor")
+    assert (service.get(call_id).end_reason, service.get(call_id).ended_by) == ("hangup", by)
+    assert len(ledger_rows(call_id)) == len(rows)
+
+
+@pytest.mark.parametrize("wait_ms, state", [
+    (29_999, "ringing"),
+    (30_000, "ended"),
+    (45_000, "ended"),
+])
+def test_ring_timeout_is_missed_and_free(service, make_expert, make_call, clock, wait_ms, state):
+    expert = make_expert(online=True)
+    call = make_call(expert)
+    call_id = call.id
+    service.join(call_id, "visitor")
+    rung = service.get(call_id).rung_ms
+    assert rung == clock.now
+    clock.now += wait_ms
+    service.heartbeat(call_id, "visitor")  # the visitor is still there, waiting
+    service.tick()
+    call = service.get(call_id)
+    assert call.state == state
+    if state == "ended":
+        assert (call.end_reason, call.ended_by, call.ended_ms) == ("missed", None, rung + 30_000)
+        assert (call.billed_ms, call.billed_minutes, call.amount_minor) == (0, 0, 0)
+        assert call.settled_at is not None
+    assert ledger_rows() == []
+
+
+@pytest.mark.parametrize("after, end, reason, by", [
+    (10, "cancel", "cancelled", "visitor"),    # the visitor hangs up while it rings
+    (5, "decline", "declined", "expert"),
+])
+def test_a_ring_ended_by_either_side_is_free(service, make_expert, make_call, clock, after, end, reason, by):
+    expert = make_expert(online=True)
+    call_id = make_call(expert).id
+    service.join(call_id, "visitor")
+    clock.advance(after)
+    if end == "cancel":
+        service.hangup(call_id, "visitor")
+    else:
+        service.decline(expert.id, call_id)
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_by, call.amount_minor) == ("ended", reason, by, 0)
+    assert ledger_rows() == []
+
+
+@pytest.mark.parametrize("cap_minutes, free_seconds, overshoot_ms, minutes", [
+    (1, 60, 0, 1),
+    (1, 60, 1, 1),
+    (1, 60, 30_000, 1),
+    (2, 60, 4_999, 2),
+    (3, 0, 0, 3),
+])
+def test_cap_ends_at_active_plus_cap(service, clock, active_call, cap_minutes, free_seconds, overshoot_ms,
+                                     minutes):
+    call = active_call(cap_minutes=cap_minutes, free_seconds=free_seconds, price=150)
+    call_id, started = call.id, call.active_ms
+    cap_ms = cap_minutes * MINUTE_MS
+    keep_alive(service, clock, call_id, cap_ms - 1)
+    assert service.get(call_id).state == "active"
+    keep_alive(service, clock, call_id, 1 + overshoot_ms, step_ms=1 + overshoot_ms)
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_by) == ("ended", "cap", None)
+    assert call.ended_ms == started + cap_ms
+    assert (call.billed_ms, call.billed_minutes, call.amount_minor) == (cap_ms, minutes, minutes * 150)
+    assert [(r.amount_minor, r.currency) for r in ledger_rows(call_id)] == [(minutes * 150, "USD")]
+
+
+@pytest.mark.parametrize("silent, talk_ms, minutes", [
+    ("visitor", 45_000, 0),     # silent inside the free minute: nothing to pay
+    ("visitor", 100_000, 2),
+    ("expert", 100_000, 2),
+    ("expert", 60_000, 1),
+])
+def test_silence_ends_at_the_silent_sides_last_heartbeat(service, clock, active_call, silent, talk_ms, minutes):
+    call = active_call(price=150)
+    call_id, started = call.id, call.active_ms
+    keep_alive(service, clock, call_id, talk_ms)
+    last = clock.now
+    assert last == started + talk_ms
+    speaking = "expert" if silent == "visitor" else "visitor"
+    # Only the other side heartbeats from now on; the grace (30 s) runs out.
+    keep_alive(service, clock, call_id, 29_999, step_ms=1_000, roles=(speaking,))
+    assert service.get(call_id).state == "active"
+    keep_alive(service, clock, call_id, 1, step_ms=1, roles=(speaking,))
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_by) == ("ended", "silence", silent)
+    assert call.ended_ms == last
+    assert (call.billed_ms, call.billed_minutes, call.amount_minor) == (talk_ms, minutes, minutes * 150)
+    assert len(ledger_rows(call_id)) == (1 if minutes else 0)
+
+
+def test_reconnect_before_the_grace_keeps_the_call(service, clock, active_call):
+    call = active_call(price=150)
+    call_id, started = call.id, call.active_ms
+    keep_alive(service, clock, call_id, 10_000)
+    # The visitor's socket drops: no heartbeats for 29 s, then it joins again.
+    keep_alive(service, clock, call_id, 29_000, step_ms=1_000, roles=("expert",))
+    assert service.get(call_id).state == "active"
+    assert service.join(call_id, "visitor").state == "active"
+    reconnected = clock.now
+    keep_alive(service, clock, call_id, 29_000, step_ms=1_000, roles=("expert",))
+    assert service.get(call_id).state == "active"  # 29 s after the reconnect: still inside the grace
+    keep_alive(service, clock, call_id, 1_000, step_ms=1_000, roles=("expert",))
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_by, call.ended_ms) == ("ended", "silence", "visitor",
+                                                                          reconnected)
+    assert call.billed_ms == reconnected - started == 39_000
+    assert call.amount_minor == 0
+
+
+def test_restart_postpones_the_silence_deadline_not_the_billing_end(app, service, clock, active_call):
+    call_id = active_call(price=150).id
+    keep_alive(service, clock, call_id, 90_000)
+    service.flush_heartbeats()
+    last = clock.now
+    # The server is down for 40 s (past the grace), then a new process starts.
+    clock.advance(40)
+    restarted = CallService(app, app.extensions["callme.bus"])
+    assert restarted.started_ms == clock.now
+    clock.now += 29_999
+    restarted.tick()
+    assert service.get(call_id).state == "active"  # the peers get the grace to reconnect
+    clock.now += 1
+    restarted.tick()
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.ended_ms) == ("ended", "silence", last)
+    assert (call.billed_ms, call.billed_minutes, call.amount_minor) == (90_000, 2, 300)
+
+
+def test_late_tick_past_both_silence_and_cap_bills_to_the_last_heartbeat(service, clock, active_call):
+    call = active_call(price=150, cap_minutes=3)
+    call_id, started = call.id, call.active_ms
+    keep_alive(service, clock, call_id, 70_000)
+    last = clock.now
+    # Nobody heartbeats; the next tick comes late (a stalled worker), after the silence
+    # deadline (last + 30 s = 100 s) and after the cap (180 s).
+    clock.now = started + 185_000
+    service.tick()
+    call = service.get(call_id)
+    # Silent since 70 s: 2 minutes, not the 3 minutes of the cap.
+    assert (call.end_reason, call.ended_ms, call.billed_minutes, call.amount_minor) == (
+        "silence", last, 2, 300)
+
+
+def test_price_change_after_creation_does_not_touch_the_call(service, clock, make_expert, make_call):
+    expert = make_expert(online=True, price=150, currency="USD")
+    call_id, expert_id = make_call(expert).id, expert.id
+    expert.price_minor, expert.currency, expert.free_seconds, expert.cap_minutes = 500, "EUR", 0, 1
+    db.session.commit()
+    make_active(service, call_id, expert_id)
+    keep_alive(service, clock, call_id, 90_000)
+    service.hangup(call_id, "visitor")
+    call = service.get(call_id)
+    assert (call.end_reason, call.price_minor, call.currency, call.free_seconds, call.cap_minutes) == (
+        "hangup", 150, "USD", 60, 60)
+    assert (call.billed_ms, call.billed_minutes, call.amount_minor) == (90_000, 2, 300)
+    assert [(r.amount_minor, r.currency) for r in ledger_rows(call_id)] == [(300, "USD")]
+
+
+@pytest.mark.parametrize("step, reason", [
+    ("created", "expired"),    # the visitor's socket never joined within JOIN_TIMEOUT
+    ("accepted", "failed"),    # accepted, but the peers never connected
+])
+def test_never_active_calls_time_out_free(app, service, clock, make_expert, make_call, step, reason):
+    expert = make_expert(online=True)
+    call_id, expert_id = make_call(expert).id, expert.id
+    limit = {"created": app.config["JOIN_TIMEOUT"] * 1000, "accepted": 60_000}[step]
+    if step == "accepted":
+        answer(service, call_id, expert_id)
+        service.report(call_id, "visitor", "connected")
+    keep_alive(service, clock, call_id, limit - 1_000, step_ms=1_000, roles=() if step == "created" else
+               ("visitor", "expert"))
+    assert service.get(call_id).state == step
+    keep_alive(service, clock, call_id, 1_000, step_ms=1_000, roles=() if step == "created" else
+               ("visitor", "expert"))
+    call = service.get(call_id)
+    assert (call.state, call.end_reason, call.amount_minor, call.billed_ms) == ("ended", reason, 0, 0)
+    assert ledger_rows() == []
+
+
+@pytest.mark.parametrize("end, reason", [
+    ("hangup", "cancelled"),
+    ("decline", "declined"),
+    ("timeout", "missed"),
+    ("silence", "silence"),
+])
+def test_the_console_hears_every_unanswered_ring_end(app, service, make_expert, make_call, clock, end, reason):
+    app.config["SILENCE_GRACE"] = 10  # a valid setting: shorter than the ring time-out (30 s)
+    expert = make_expert(online=True)
+    call_id, expert_id = make_call(expert).id, expert.id
+    console = []
+    app.extensions["callme.bus"].subscribe(f"expert:{expert_id}", console.append)
+    service.join(call_id, "visitor")
+    assert console == [service.ring_frame(service.get(call_id)) | {"timeout_ms": console[0]["timeout_ms"]},
+                       {"type": "presence", "status": "busy"}]
+    if end == "hangup":
+        service.hangup(call_id, "visitor")
+    elif end == "decline":
+        service.decline(expert_id, call_id)
+    elif end == "silence":
+        # The visitor's tab is gone: no heartbeats, no hang-up.
+        clock.advance(10)
+        service.tick()
+    else:
+        # The visitor waits (heartbeats), nobody answers.
+        keep_alive(service, clock, call_id, 30_000, step_ms=5_000, roles=("visitor",))
+    call = service.get(call_id)
+    assert (call.state, call.amount_minor, call.ended_by) == ("ended", 0, None if end == "timeout" else
+                                                              "expert" if end == "decline" else "visitor")
+    if end != "silence":  # what a silent ring should be called is for the fix to decide
+        assert call.end_reason == reason
+    assert {"type": "ring_ended", "call_id": call_id, "reason": call.end_reason} in console
+    assert not any(f["type"] == "call_ended" for f in console)
+    assert console[-1] == {"type": "presence", "status": "online"}

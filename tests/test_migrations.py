@@ -1,7 +1,4 @@
 """Migrations build exactly the models' schema (SQLite and PostgreSQL) and go back down."""
-import secrets
-import socket
-
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -12,7 +9,6 @@ from callme.config import TestConfig
 from callme.extensions import db
 
 TABLES = {"experts", "expert_sessions", "calls", "ledger", "bus_lease", "payments", "paypal_events"}
-PG_ADMIN_URLS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
 
 def app_on(url):
@@ -118,45 +114,9 @@ def test_sqlite_migrations_match_the_models(tmp_path):
 
 # ---- PostgreSQL -----------------------------------------------------------------------
 
-def _pg_admin_url():
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            pass
-    except OSError:
-        return None, "PostgreSQL is not reachable on 127.0.0.1:5432"
-    import psycopg
-
-    errors = []
-    for url in PG_ADMIN_URLS:
-        try:
-            with psycopg.connect(url, connect_timeout=3, autocommit=True):
-                return url, None
-        except psycopg.Error as e:
-            errors.append(f"{url}: {e}".strip())
-    return None, "PostgreSQL answers on 127.0.0.1:5432 but refuses us: " + "; ".join(errors)
-
-
-@pytest.fixture
-def pg_database():
-    """A freshly created throw-away database, dropped afterwards."""
-    admin, reason = _pg_admin_url()
-    if admin is None:
-        pytest.skip(reason)
-    import psycopg
-
-    name = f"callme_migrations_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
-def test_postgres_migrations_match_the_models(pg_database):
-    app = app_on(pg_database)
+def test_postgres_migrations_match_the_models(pg_url):
+    app = app_on(pg_url)
     with app.app_context():
         try:
             assert db.engine.dialect.name == "postgresql"

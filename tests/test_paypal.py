@@ -1,89 +1,20 @@
-"""The PayPal boundary: amounts as decimal strings, credentials and their encryption,
-and every bad input to /payments/orders, /calls with a payment, and the webhook: a clear
-4xx each, and nothing changed in the ledger."""
+"""The PayPal boundary (``callme.money.paypal``): credentials and their encryption, one SDK client
+per expert, and every bad input to /payments/orders, /calls with a payment, and the webhook: a
+clear 4xx each, and nothing changed in the ledger. Amounts as PayPal writes them: test_currency.py."""
 import json
-import re
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import generate_password_hash
 
-from callme import models
 from callme.money import payments
-from callme.money.currency import EXPONENTS, CurrencyError, from_paypal_value, paypal_payable, to_paypal_value
 from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment, PayPalEvent
 from callme.money.paypal import (PayPalError, check_credentials, decrypt_secret, encrypt_secret, forget_gateways,
                            set_paypal_credentials)
 
-API = "/api/v1"
-ORIGIN = "https://ray.example"
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import API, ORIGIN, assert_error, connect_paypal, make_active, post_webhook
 
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
-
-
-# ---- amounts at the boundary ---------------------------------------------------------------
-
-@pytest.mark.parametrize("minor, currency, value", [
-    (0, "USD", "0.00"), (1, "USD", "0.01"), (10, "USD", "0.10"), (150, "USD", "1.50"), (9000, "USD", "90.00"),
-    (123_456_789_012, "USD", "1234567890.12"), (99, "EUR", "0.99"), (100_000_001, "EUR", "1000000.01"),
-    (0, "JPY", "0"), (1, "JPY", "1"), (150, "JPY", "150"), (10_000_000_000, "JPY", "10000000000"),
-    (100, "HUF", "1"), (15000, "HUF", "150"), (2500, "TWD", "25"), (1, "GBP", "0.01"),
-])
-def test_to_and_from_paypal_value(minor, currency, value):
-    assert to_paypal_value(minor, currency) == value
-    assert from_paypal_value(value, currency) == minor
-    assert type(from_paypal_value(value, currency)) is int
-
-
-@pytest.mark.parametrize("value, currency, minor", [
-    ("1.5", "USD", 150), ("1", "USD", 100), ("0.10", "USD", 10), ("150", "HUF", 15000), ("150.00", "JPY", 150),
-])
-def test_from_paypal_value_takes_any_exact_spelling(value, currency, minor):
-    assert from_paypal_value(value, currency) == minor
-
-
-@pytest.mark.parametrize("minor, currency", [
-    (1.5, "USD"), (150.0, "USD"), ("150", "USD"), (True, "USD"), (-1, "USD"), (None, "USD"),
-    (150, "XXX"), (150, "KWD"),        # PayPal does not take them
-    (15050, "HUF"), (1, "TWD"),        # PayPal takes whole forints and dollars only
-])
-def test_to_paypal_value_refuses(minor, currency):
-    with pytest.raises(CurrencyError):
-        to_paypal_value(minor, currency)
-
-
-@pytest.mark.parametrize("value, currency", [
-    ("1.505", "USD"), ("1.5", "JPY"), ("-1.00", "USD"), ("", "USD"), (" 1.00", "USD"), ("1e2", "USD"),
-    ("NaN", "USD"), ("Infinity", "USD"), ("abc", "USD"), (None, "USD"), (1.5, "USD"), (150, "USD"),
-])
-def test_from_paypal_value_refuses(value, currency):
-    with pytest.raises(CurrencyError):
-        from_paypal_value(value, currency)
-
-
-def test_payable():
-    assert paypal_payable(150, "USD") and paypal_payable(15000, "HUF") and paypal_payable(7, "JPY")
-    assert not paypal_payable(15050, "HUF") and not paypal_payable(150, "KWD")
-
-
-def test_the_widget_uses_the_same_exponents():
-    source = (ROOT / "widget" / "format.js").read_text()
-    table = re.search(r"const EXPONENTS = \{(.*?)\};", source, re.S).group(1)
-    widget = {code: int(n) for code, n in re.findall(r"([A-Z]{3}): (\d)", table)}
-    assert widget == EXPONENTS
-
-
-def test_currencies_endpoint(client):
-    data = client.get(f"{API}/currencies").get_json()
-    assert data["exponents"] == EXPONENTS and data["default_exponent"] == 2
-    assert {"USD", "JPY", "HUF"} <= set(data["paypal"]) and data["paypal_whole_units"] == ["HUF", "JPY", "TWD"]
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 # ---- secrets at rest ---------------------------------------------------------------------------
@@ -142,7 +73,7 @@ def test_check_credentials_refuses(emulator, client_id, secret, mode, code):
 
 
 def test_check_credentials_when_paypal_is_unreachable():
-    from .live import free_port
+    from .scenarios.live import free_port
 
     with pytest.raises(PayPalError) as e:
         check_credentials("app", "secret", "sandbox", f"http://127.0.0.1:{free_port()}", timeout=2)
@@ -177,8 +108,6 @@ def test_cli_connects_paypal(app, runner, make_expert, emulator):
 def test_one_sdk_client_per_expert_reused(app, make_expert, emulator):
     from callme.money.paypal import gateway_for
 
-    from .conftest import connect_paypal
-
     forget_gateways()
     ray, ann = make_expert(), make_expert()
     assert gateway_for(ray, app.config) is gateway_for(ray, app.config)
@@ -194,13 +123,6 @@ def test_one_sdk_client_per_expert_reused(app, make_expert, emulator):
 def ledger_count():
     db.session.expire_all()
     return db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry))
-
-
-def assert_error(response, status, code):
-    data = response.get_json()
-    assert response.status_code == status, data
-    assert data["error"] == code and data["message"], data
-    return data
 
 
 def order_body(expert="ray", amount=150, currency="USD", **extra):
@@ -374,8 +296,6 @@ def test_paid_call_refusals(app, client, make_expert, approved_order, emulator, 
         return
     elif case == "credentials changed":
         order_id = approved_order("ray", 150)
-        from .conftest import connect_paypal
-
         connect_paypal(ray, emulator)
     elif case == "wrong credentials":
         order_id = approved_order("ray", 150)
@@ -415,11 +335,7 @@ def captured_payment(app, make_expert, make_call, service, clock, emulator, minu
     expert = make_expert(handle="ray", price=150, cap_minutes=10, free_seconds=60, online=True)
     call = make_call(expert)
     call_id = call.id
-    service.join(call_id, "visitor")
-    service.accept(expert.id, call_id)
-    service.join(call_id, "expert")
-    service.report(call_id, "visitor", "connected")
-    service.report(call_id, "expert", "connected")
+    make_active(service, call_id, expert.id)
     clock.advance(60 * minutes - 1)
     service.hangup(call_id, "visitor")
     db.session.expire_all()
@@ -473,33 +389,14 @@ def test_tampered_webhooks_change_nothing(app, client, make_expert, make_call, s
     assert db.session.get(Payment, payment.id).state == "captured"
 
 
-def send(client, emulator, expert, event_type, resource, again=1):
-    headers, body = emulator.webhook(expert.paypal_client_id, event_type, resource)
-    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    answers = []
-    for _ in range(again):
-        r = client.post(f"{API}/paypal/webhooks/{expert.handle}", data=raw,
-                        headers={**dict(headers), "Content-Type": "application/json"})
-        assert r.status_code == 200, r.get_json()
-        answers.append(r.get_json()["outcome"])
-    return answers
-
-
 def test_webhook_of_an_unknown_capture_is_recorded_and_changes_no_money(app, client, make_expert, make_call,
                                                                        service, clock, emulator):
     expert, payment = captured_payment(app, make_expert, make_call, service, clock, emulator)
     before = ledger_count()
     resource = refund_resource(payment)
     resource["links"][0]["href"] = "https://api.paypal.example/v2/payments/captures/NOT-OURS"
-    assert send(client, emulator, expert, "PAYMENT.CAPTURE.REFUNDED", resource) == ["unknown_capture"]
+    assert post_webhook(client, emulator, expert, "PAYMENT.CAPTURE.REFUNDED", resource) == ["unknown_capture"]
     assert ledger_count() == before
-
-
-@pytest.mark.parametrize("minor, currency", [(150, "USD"), (0, "EUR"), (123456, "GBP"), (1500, "JPY"), (7, "CHF")])
-def test_paypal_values_are_written_by_the_one_decimal_rule(minor, currency):
-    from callme.money.currency import decimal_string
-
-    assert to_paypal_value(minor, currency) == decimal_string(minor, currency)
 
 
 @pytest.mark.parametrize("client_id, secret, mode, webhook_id, code, message", [

@@ -1,47 +1,21 @@
 """The same call core on PostgreSQL: migrations, the one-open-call index, settlement,
 and a live gunicorn server (gevent + psycopg) carrying a whole call's signaling."""
 import asyncio
-import secrets
-import socket
 
 import pytest
 import requests
 
 from callme import create_app
 from callme.calls.lifecycle import CallError
-from callme.cli import create_expert
 from callme.config import TestConfig
 from callme.extensions import db
 from callme.money.ledger import mark_payment_due
 from callme.models import Call, LedgerEntry
 
-from .conftest import Clock, connect_paypal, seed_expert
+from .conftest import Clock, hold_for, make_active, new_expert, seed_expert
+from .scenarios.peers import active_call, close_all
 
 pytestmark = pytest.mark.postgres
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _reachable():
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def pg_url():
-    """A throw-away database, dropped afterwards."""
-    if not _reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    import psycopg
-
-    name = f"callme_test_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -59,32 +33,18 @@ def pg_app(pg_url, emulator):
         db.engine.dispose()
 
 
-def hold(app, emulator, expert):
-    from callme.money import payments
-
-    payment, _ = payments.create_order(expert, expert.cap_minutes * expert.price_minor, expert.currency, app.config)
-    emulator.approve(payment.order_id)
-    return payments.authorize_hold(expert, payment.order_id, expert.cap_minutes * expert.price_minor,
-                                   expert.currency, app.config)
-
-
 def test_call_lifecycle_and_settlement_on_postgres(pg_app, emulator):
     app, clock = pg_app
     assert db.engine.dialect.name == "postgresql"
     service = app.extensions["callme.calls"]
-    expert = create_expert("pg@example.com", "password123", "pg", "Pg", 250, "EUR", 60, 30, ())
-    connect_paypal(expert, emulator, app.config)
-    service.set_presence(expert.id, True)
-    call = service.create(expert, "instant", None, payment=hold(app, emulator, expert))
+    expert = new_expert(emulator, "pg", price=250, currency="EUR", free_seconds=60, cap_minutes=30, origins=(),
+                        online=True)
+    call = service.create(expert, "instant", None, payment=hold_for(expert, emulator))
     # The partial unique index holds on PostgreSQL too: one open call per expert.
     with pytest.raises(CallError) as busy:
         service.create(expert, "instant", None)
     assert busy.value.code == "expert_busy"
-    service.join(call.id, "visitor")
-    service.accept(expert.id, call.id)
-    service.join(call.id, "expert")
-    service.report(call.id, "visitor", "connected")
-    service.report(call.id, "expert", "connected")
+    make_active(service, call.id, expert.id)
     clock.advance(61)
     service.hangup(call.id, "expert")
     call = db.session.get(Call, call.id)
@@ -96,21 +56,16 @@ def test_call_lifecycle_and_settlement_on_postgres(pg_app, emulator):
         ("hold", 7500, "EUR"), ("capture", 500, "EUR"), ("void", 7000, "EUR")]
     assert db.session.get(Call, call.id).payment.state == "captured"
     # Ended, the expert can take the next call.
-    assert service.create(expert, "instant", None, payment=hold(app, emulator, expert)).state == "created"
+    assert service.create(expert, "instant", None, payment=hold_for(expert, emulator)).state == "created"
 
 
 def test_live_server_on_postgres(pg_url, live_factory, emulator):
-    from .test_live_signaling import close_all, connected_call
-
     server = live_factory(env={"DATABASE_URL": pg_url}, emulator=emulator)
     seed_expert(server, handle="pglive", price=150, free_seconds=2)
 
     async def scenario():
-        console, visitor, expert, created, _ = await connected_call(server, "pglive")
-        await visitor.send("state", connection="connected")
-        await expert.send("state", connection="connected")
-        await visitor.wait("active")
-        await asyncio.sleep(2.2)
+        console, visitor, expert, created, _ = await active_call(server, "pglive")
+        await visitor.wait("meter", where=lambda meter: meter["elapsed_ms"] >= 2_200)  # past the free 2 s
         await expert.send("hangup")
         ended = await visitor.wait("ended")
         await close_all(console, visitor, expert)

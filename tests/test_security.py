@@ -7,11 +7,10 @@ import textwrap
 
 import pytest
 
-from callme import create_app, models
-from callme.config import TestConfig
+from callme import models
 from callme.extensions import db
 
-API = "/api/v1"
+from .conftest import API, new_expert
 PASSWORD = "correct horse battery"
 SAFE_REFERRER = {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"}
 
@@ -161,7 +160,7 @@ def test_the_console_socket_refuses_a_logged_out_cookie(live_server):
     import requests
 
     from .conftest import seed_expert
-    from .peers import Socket, login
+    from .scenarios.peers import Socket, login
 
     seed_expert(live_server, handle="solo", price=0)
     cookie = login(live_server.url, "solo@example.com", "password123")
@@ -286,23 +285,14 @@ def test_a_view_keeps_its_own_referrer_policy(client, ray):
 
 
 @pytest.fixture
-def https_app(clock, tmp_path, emulator):
-    config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
-    app = create_app({**config, "PUBLIC_URL": "https://callme.example", "PAYPAL_BASE_URL": emulator.url,
-                      "CLOCK_MS": clock})
-    with app.app_context():
-        db.create_all()
-        yield app
-        db.session.remove()
-        db.drop_all()
+def https_app(make_app):
+    return make_app(PUBLIC_URL="https://callme.example")
 
 
 @pytest.mark.parametrize("path", ["/login", "/ray", "/embed.js", "/healthz", f"{API}/session",
                                   f"{API}/experts/ray/status", "/nobody-by-that-name"])
 def test_https_public_url_sends_hsts_everywhere(https_app, path):
-    from .conftest import create_expert
-
-    create_expert("ray@example.com", PASSWORD, "ray", "Ray", 0, origins=["https://ray.example"])
+    new_expert(None, "ray", price=0, password=PASSWORD)
     r = https_app.test_client().get(path, base_url="https://callme.example")
     r.close()
     assert r.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -310,9 +300,7 @@ def test_https_public_url_sends_hsts_everywhere(https_app, path):
 
 
 def test_https_public_url_makes_the_session_cookie_secure(https_app):
-    from .conftest import create_expert
-
-    create_expert("ray@example.com", PASSWORD, "ray", "Ray", 0)
+    new_expert(None, "ray", price=0, password=PASSWORD)
     client = https_app.test_client()
     r = client.post(f"{API}/session", json={"email": "ray@example.com", "password": PASSWORD},
                     base_url="https://callme.example")
@@ -347,12 +335,3 @@ def test_a_production_app_never_imports_the_dev_tools(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "LOADED []" in result.stdout
-
-
-@pytest.mark.parametrize("name", ["password.html", "login.html", "_expert_nav.html"])
-def test_the_account_templates_need_no_inline_script_or_style(name):
-    from .test_widget import TEMPLATES, Markup, read
-
-    page = Markup(read(TEMPLATES, name))
-    assert page.inline == []
-    assert len(page.ids) == len(set(page.ids)), "duplicate ids"

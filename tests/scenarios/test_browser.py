@@ -8,20 +8,14 @@ import re
 import shutil
 
 import pytest
-import requests
 
-from .browser import HostSite, have_chromium, launch, new_context
-from .conftest import money_rows, paypal_app_of, seed_expert, start_emulator, stored_call, stored_payment
-from .live import loopback_only
+from ..conftest import eventually, money_rows, paypal_app_of, seed_expert, stored_call, stored_payment
+from .browser import (ROOT, answered_call, bytes_grow, console, launch, open_widget, preview_painted, start_call,
+                      state, visitor, widget_frame, widget_opened)
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.live]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-RECORD_EVENTS = """<script>window.events = [];
-for (const name of ["opened", "started", "ended", "closed"])
-  document.addEventListener("callme:" + name, e => window.events.push({name, detail: e.detail}));
-</script>"""
 
 
 def shot(page, name):
@@ -32,169 +26,6 @@ def shot(page, name):
         shutil.copy(path, os.path.join(ROOT, "docs", f"{name}.png"))
 
 
-@pytest.fixture(scope="module")
-def isolated():
-    if not have_chromium():
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)")
-    try:
-        with loopback_only():
-            yield
-    except OSError as e:
-        pytest.skip(f"no loopback-only network namespace here ({e}); WebRTC tests never use other networks")
-
-
-@pytest.fixture(scope="module")
-def playwright(isolated):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def site(isolated, tmp_path_factory):
-    """The expert's own website, on an origin of its own (localhost, not 127.0.0.1)."""
-    site = HostSite(tmp_path_factory.mktemp("site"))
-    shutil.copy(os.path.join(ROOT, "examples", "expert-site", "site.css"), site.directory)
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def stranger(isolated, tmp_path_factory):
-    """A site the expert never listed."""
-    site = HostSite(tmp_path_factory.mktemp("stranger"))
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def paypal(isolated):
-    """The PayPal emulator, inside the namespace with the server and the browsers."""
-    emulator = start_emulator()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def server(isolated, site, paypal, tmp_path_factory):
-    from .conftest import _live_factory
-
-    start, servers = _live_factory(tmp_path_factory.mktemp("browser-live"), paypal)
-    server = start()
-    yield server
-    for s in servers:
-        s.stop()
-
-
-_handles = iter(f"expert{i}" for i in range(1, 100))
-
-
-@pytest.fixture
-def expert(server, site):
-    """A fresh expert on the shared server, who lists the test site."""
-    handle = next(_handles)
-    seed_expert(server, handle=handle, price=150, free_seconds=2, origins=(site.origin,))
-    return handle
-
-
-def host_page(site, server, handle):
-    """The example expert site, with the snippet pointing at the test server and this expert."""
-    with open(os.path.join(ROOT, "examples", "expert-site", "index.html")) as f:
-        html = f.read()
-    html = html.replace("http://127.0.0.1:5000", server.url).replace('"ray"', f'"{handle}"')
-    html = html.replace("</head>", RECORD_EVENTS + "</head>")
-    return site.write(f"{handle}.html", html)
-
-
-def console(browser, server, handle, online=True, test_hook=True):
-    options = {"viewport": {"width": 1100, "height": 900}}
-    ctx = new_context(browser, **options) if test_hook else browser.new_context(**options)
-    page = ctx.new_page()
-    page.goto(server.url + "/login")
-    page.fill("input[name=email]", f"{handle}@example.com")
-    page.fill("input[name=password]", "password123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/console")
-    page.wait_for_selector("#presence[data-status=offline]")
-    if online:
-        page.click("#presence-toggle")
-        page.wait_for_selector("#presence[data-status=online]")
-    return page
-
-
-def start_call(page, frame, pay="approve"):
-    """Press Call. A paid call opens the PayPal window (the emulator's approval page, standing in
-    for PayPal's); the visitor approves or cancels there, and the window closes itself."""
-    with page.context.expect_page() as opened:
-        frame.click("#start-call")
-    popup = opened.value
-    popup.wait_for_selector("#approve")
-    state(frame, "paying")
-    if pay == "look":
-        return popup
-    with popup.expect_event("close"):
-        popup.click("#approve" if pay == "approve" else "#cancel")
-    return popup
-
-
-def visitor(browser, site, server, handle, width=900, test_hook=True):
-    options = {"viewport": {"width": width, "height": 800}}
-    ctx = new_context(browser, **options) if test_hook else browser.new_context(**options)
-    page = ctx.new_page()
-    page.goto(host_page(site, server, handle))
-    return page
-
-
-def open_widget(page, server, handle):
-    """Click the first button on the host page; return the widget's frame, at pre-call."""
-    button = page.locator(f"callme-button[data-expert={handle}] button").first
-    button.wait_for()
-    page.wait_for_function("() => /Online/.test(document.querySelector('callme-button').shadowRoot.textContent)")
-    button.click()
-    page.wait_for_selector("callme-dialog iframe")
-    frame = widget_frame(page, handle)
-    frame.wait_for_selector("body[data-state=precall]")
-    frame.wait_for_function("() => !document.querySelector('#start-call').disabled")
-    return frame
-
-
-def widget_frame(page, handle):
-    for _ in range(50):
-        for frame in page.frames:
-            if f"/w/{handle}" in frame.url:
-                return frame
-        page.wait_for_timeout(100)
-    raise AssertionError(f"no widget frame in {[f.url for f in page.frames]}")
-
-
-def state(target, name, timeout=15_000):
-    target.wait_for_selector(f"body[data-state={name}]", state="attached", timeout=timeout)
-
-
-INBOUND_BYTES = """async () => {
-  const stats = await window.callme.pc.getStats();
-  let n = 0;
-  stats.forEach(s => { if (s.type === "inbound-rtp") n += s.bytesReceived || 0; });
-  return n;
-}"""
-
-
-def bytes_grow(target):
-    first = target.evaluate(INBOUND_BYTES)
-    target.wait_for_timeout(1000)
-    second = target.evaluate(INBOUND_BYTES)
-    assert second > first, (first, second)
-    return second
-
-
 def test_call_from_the_experts_own_site(browser, server, site, expert):
     expert_page = console(browser, server, expert)
     shot(expert_page, "console-online")
@@ -202,7 +33,7 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     shot(page, "button")
     frame = open_widget(page, server, expert)
     assert "$1.50" in frame.inner_text("#price")
-    frame.wait_for_timeout(500)  # let the camera preview paint
+    preview_painted(frame)
     shot(page, "precall")
 
     popup = start_call(page, frame, pay="look")
@@ -229,7 +60,8 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
     assert re.match(r"\d+:\d\d", frame.inner_text("#elapsed"))
     shot(page, "incall")
     shot(expert_page, "console-incall")
-    frame.wait_for_timeout(800)
+    # 3 s into the call by the server's meter: the minute is billed, far from the free 2 s.
+    frame.wait_for_function("() => !/^0:0[0-2]$/.test(document.querySelector('#elapsed').textContent)")
 
     frame.click("#hangup")
     state(frame, "ended")
@@ -279,9 +111,7 @@ def test_call_from_the_experts_own_site(browser, server, site, expert):
 
 @pytest.mark.parametrize("outcome", ["declined", "missed"])
 def test_declined_and_missed_calls(browser, server, site, expert, outcome):
-    expert_page = console(browser, server, expert)
-    page = visitor(browser, site, server, expert)
-    frame = open_widget(page, server, expert)
+    expert_page, page, frame = widget_opened(browser, site, server, expert)
     start_call(page, frame)
     state(frame, "ringing")
     expert_page.wait_for_selector("#incoming", state="visible")
@@ -314,9 +144,7 @@ def calls_and_payments(server):
 def test_paypal_cancelled_or_window_closed(browser, server, site, expert):
     """Cancelling in PayPal, or closing its window, goes back to pre-call: no ring, nothing held."""
     calls_before, _ = calls_and_payments(server)
-    expert_page = console(browser, server, expert)
-    page = visitor(browser, site, server, expert)
-    frame = open_widget(page, server, expert)
+    expert_page, page, frame = widget_opened(browser, site, server, expert)
     start_call(page, frame, pay="cancel")
     state(frame, "precall")
     assert "Nothing was charged" in frame.inner_text("#notice")
@@ -344,8 +172,9 @@ def test_offline_expert_cannot_be_called(browser, server, site, expert):
     assert button.get_attribute("aria-disabled") == "true"
     shot(page, "button-offline")
     button.dispatch_event("click")  # a person can still press it; nothing must open
-    page.wait_for_timeout(300)
+    # embed.js opens its dialog inside the click handler, which has run when dispatch_event returns.
     assert page.locator("callme-dialog").count() == 0
+    assert page.evaluate("() => window.events.map(e => e.name)") == []
     # Even straight to the API, the call is refused while the expert is offline.
     frame_url = f"{server.url}/w/{expert}?origin={site.origin}"
     page.goto(frame_url)
@@ -384,22 +213,22 @@ def test_device_permission_denied(playwright, server, site, expert):
         browser.close()
 
 
-def test_socket_dropped_and_restored_mid_call(browser, isolated, paypal, live_factory, site):
-    """The server is killed mid-call and comes back: both sides show "reconnecting" and the call goes on."""
+def own_server(live_factory, paypal, site, handle):
+    """A live server of the test's own (it is killed and restarted), with one expert who lists the site."""
     server = live_factory(emulator=paypal)
-    seed_expert(server, handle="phoenix", price=150, free_seconds=2, origins=(site.origin,))
-    expert_page = console(browser, server, "phoenix")
-    page = visitor(browser, site, server, "phoenix")
-    frame = open_widget(page, server, "phoenix")
-    start_call(page, frame)
-    expert_page.wait_for_selector("#incoming", state="visible")
-    expert_page.click("#accept")
-    state(frame, "active")
+    seed_expert(server, handle=handle, price=150, free_seconds=2, origins=(site.origin,))
+    return server
+
+
+def test_socket_dropped_and_restored_mid_call(browser, browser_paypal, live_factory, site):
+    """The server is killed mid-call and comes back: both sides show "reconnecting" and the call goes on."""
+    server = own_server(live_factory, browser_paypal, site, "phoenix")
+    expert_page, page, frame = answered_call(browser, site, server, "phoenix")
     server.kill()
     state(frame, "reconnecting")
     assert frame.locator("#reconnecting").is_visible()
     shot(page, "reconnecting")
-    live_factory(port=server.port, seed=False, emulator=paypal)
+    live_factory(port=server.port, seed=False, emulator=browser_paypal)
     state(frame, "active", timeout=20_000)
     expert_page.wait_for_function("() => window.callme.state === 'active'", timeout=20_000)
     assert frame.evaluate("() => window.callme.pc.connectionState") == "connected"
@@ -413,44 +242,24 @@ def test_socket_dropped_and_restored_mid_call(browser, isolated, paypal, live_fa
     expert_page.context.close()
 
 
-def call_row(server, call_id):
-    from callme.extensions import db
-    from callme.models import Call
-
-    with server.db():
-        call = db.session.get(Call, call_id)
-        db.session.expunge_all()
-        return call
-
-
-def test_connected_state_re_reported_after_a_restart(browser, isolated, paypal, live_factory, site):
+def test_connected_state_re_reported_after_a_restart(browser, browser_paypal, live_factory, site):
     """Defect 1: the server dies after both peers reported `connected` but before it recorded it.
     After the restart both clients say their peer connection's state again (after every welcome),
     so the call becomes active and is billed instead of ending `failed` while the peers talk free."""
     from callme.extensions import db
     from callme.models import Call
 
-    server = live_factory(emulator=paypal)
-    seed_expert(server, handle="lazarus", price=150, free_seconds=2, origins=(site.origin,))
-    expert_page = console(browser, server, "lazarus")
-    page = visitor(browser, site, server, "lazarus")
-    frame = open_widget(page, server, "lazarus")
-    start_call(page, frame)
-    expert_page.wait_for_selector("#incoming", state="visible")
-    expert_page.click("#accept")
-    state(frame, "active")
+    server = own_server(live_factory, browser_paypal, site, "lazarus")
+    expert_page, page, frame = answered_call(browser, site, server, "lazarus")
     call_id = frame.evaluate("() => window.callme.call_id")
     server.kill()
     with server.db():  # as if the crash came before the server stored either report
         db.session.execute(db.update(Call).where(Call.id == call_id).values(
             state="accepted", active_ms=None, visitor_connected_ms=None, expert_connected_ms=None))
         db.session.commit()
-    live_factory(port=server.port, seed=False, emulator=paypal)
-    for _ in range(100):
-        if call_row(server, call_id).state == "active":
-            break
-        page.wait_for_timeout(100)
-    assert call_row(server, call_id).state == "active"
+    live_factory(port=server.port, seed=False, emulator=browser_paypal)
+    eventually(lambda: stored_call(server, call_id)[0].state == "active", what="the call to become active",
+               pause=lambda: page.wait_for_timeout(100))
     frame.wait_for_function("() => document.querySelector('#cost').textContent.includes('$1.50')", timeout=20_000)
     frame.click("#hangup")
     state(frame, "ended")
@@ -468,15 +277,14 @@ def test_unlisted_site_cannot_embed(browser, server, stranger, expert):
 <div data-callme-expert="{expert}"></div>
 <iframe id="direct" src="{server.url}/w/{expert}?origin={stranger.origin}"></iframe>
 <script async src="{server.url}/embed.js"></script>""")
-    blocked = []
-    page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
-    page.goto(url)
-    page.wait_for_function("() => /Unavailable/.test(document.querySelector('callme-button')?.shadowRoot.textContent)")
-    fetched = page.evaluate(f"""() => fetch("{server.url}/api/v1/experts/{expert}/status")
-        .then(r => "read " + r.status, e => "refused " + e.name)""")
-    assert fetched == "refused TypeError"
-    page.wait_for_timeout(500)
-    assert any("frame-ancestors" in text for text in blocked), blocked
+    # Chromium says on the console that frame-ancestors refused the widget's frame.
+    with page.expect_console_message(lambda m: "frame-ancestors" in m.text, timeout=10_000):
+        page.goto(url)
+        page.wait_for_function(
+            "() => /Unavailable/.test(document.querySelector('callme-button')?.shadowRoot.textContent)")
+        fetched = page.evaluate(f"""() => fetch("{server.url}/api/v1/experts/{expert}/status")
+            .then(r => "read " + r.status, e => "refused " + e.name)""")
+        assert fetched == "refused TypeError"
     framed = [f for f in page.frames if f != page.main_frame]
     assert all(not f.url.startswith(server.url) or f.evaluate("() => !document.body?.dataset.state")
                for f in framed)

@@ -8,8 +8,9 @@ import pytest
 import requests
 
 
-from .conftest import live_order, money_rows, seed_expert, stored_call
-from .peers import Socket, login
+from ..conftest import money_rows, seed_expert, stored_call
+from .peers import (Socket, active_call, close_all, connected_call, create_call, hang_up, login, online_console,
+                    post_call, ringing_call, status)
 
 pytestmark = pytest.mark.live
 _n = itertools.count(1)
@@ -21,62 +22,6 @@ def handle(live_server):
     name = f"sig{next(_n)}"
     seed_expert(live_server, handle=name, price=150, free_seconds=2)
     return name
-
-
-async def online_console(server, handle, cookie=None):
-    cookie = cookie or login(server.url, f"{handle}@example.com", "password123")
-    console = await Socket.open(server.ws + "/ws/console", cookie=cookie)
-    await console.wait("hello")
-    await console.send("presence", status="online")
-    await console.wait("presence")
-    return console
-
-
-def post_call(server, handle, price=150, currency="USD"):
-    """POST /calls as the widget does: for a paid call, with a PayPal hold approved first."""
-    body = {"expert": handle, "price": {"amount": price, "currency": currency}}
-    if price:
-        body["payment"] = {"order_id": live_order(server.url, server.emulator, handle, price, currency)}
-    return requests.post(server.url + "/api/v1/calls", json=body, timeout=10)
-
-
-def create_call(server, handle):
-    r = post_call(server, handle)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def status(server, handle):
-    return requests.get(f"{server.url}/api/v1/experts/{handle}/status", timeout=5).json()["status"]
-
-
-async def ringing_call(server, handle):
-    console = await online_console(server, handle)
-    created = create_call(server, handle)
-    visitor = await Socket.open(created["ws_url"])
-    await visitor.send("hello", token=created["token"])
-    await visitor.wait("welcome")
-    ring = await console.wait("ring")
-    assert ring["call_id"] == created["call_id"] and ring["price"] == 150
-    return console, visitor, created
-
-
-async def connected_call(server, handle):
-    console, visitor, created = await ringing_call(server, handle)
-    await console.send("accept", call_id=created["call_id"])
-    accepted = await console.wait("accepted")
-    await visitor.wait("accepted")
-    expert = await Socket.open(accepted["ws_url"])
-    await expert.send("hello", token=accepted["token"])
-    await expert.wait("welcome")
-    await visitor.wait("peer")
-    await expert.wait("peer")
-    return console, visitor, expert, created, accepted
-
-
-async def close_all(*sockets):
-    for s in sockets:
-        await s.close()
 
 
 def test_ring_accept_relay_meter_hangup(live_server, handle):
@@ -98,7 +43,8 @@ def test_ring_accept_relay_meter_hangup(live_server, handle):
         assert active["amount"] == 0
         meter = await expert.wait("meter")
         assert meter["currency"] == "USD"
-        await asyncio.sleep(2.5)
+        # Past the free 2 s, by the server's own meter; then the hang-up.
+        await visitor.wait("meter", where=lambda meter: meter["elapsed_ms"] >= 2_500)
         await visitor.send("hangup")
         ended = await visitor.wait("ended")
         assert (await expert.wait("ended"))["amount"] == ended["amount"]
@@ -151,8 +97,7 @@ def test_offline_and_busy_experts_refuse_calls(live_server, handle):
         assert r.status_code == 409 and r.json()["error"] == "expert_busy"
         await console.send("presence", status="offline")
         await console.wait("presence", after=2)
-        await visitor.send("hangup")
-        await visitor.wait("ended")
+        await hang_up(visitor)
         await close_all(console, visitor)
 
     asyncio.run(scenario())
@@ -163,20 +108,19 @@ def test_silent_side_ends_the_call_at_its_last_heartbeat(live_server, handle):
     server = live_server
 
     async def scenario():
-        console, visitor, expert, created, _ = await connected_call(server, handle)
-        await visitor.send("state", connection="connected")
-        await expert.send("state", connection="connected")
-        await visitor.wait("active")
+        console, visitor, expert, created, _ = await active_call(server, handle)
 
         async def beat():
             while True:
                 await visitor.send("heartbeat")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # the visitor's heartbeat interval
         beating = asyncio.create_task(beat())
-        await asyncio.sleep(1)
+        # A second into the call (by the server's meter) the expert's last heartbeat, recorded (acked)...
+        await expert.wait("meter", where=lambda meter: meter["elapsed_ms"] >= 1_000)
+        mark = len(expert.frames)
         await expert.send("heartbeat")
-        await asyncio.sleep(0.3)
-        expert.ws.transport.abort()  # the expert vanishes; the visitor keeps beating
+        await expert.wait("ack", after=mark)
+        expert.ws.transport.abort()  # ...then the expert vanishes; the visitor keeps beating
         ended = await visitor.wait("ended", timeout=10)
         beating.cancel()
         await close_all(console, visitor, expert)
@@ -229,8 +173,7 @@ def test_bad_frames_get_error_frames_and_change_nothing(live_server, handle):
             assert (await console.wait("error", after=mark))["code"] == code
         call, _ = stored_call(server, created["call_id"])
         assert call.state == "accepted"
-        await visitor.send("hangup")
-        await visitor.wait("ended")
+        await hang_up(visitor)
         await close_all(console, visitor, expert)
 
     asyncio.run(scenario())
@@ -241,8 +184,7 @@ def test_relay_before_the_peer_joins_is_out_of_turn(live_server, handle):
         console, visitor, created = await ringing_call(live_server, handle)
         await visitor.send("offer", sdp="v=0")
         assert (await visitor.wait("error"))["code"] == "out_of_turn"
-        await visitor.send("hangup")
-        await visitor.wait("ended")
+        await hang_up(visitor)
         await close_all(console, visitor)
 
     asyncio.run(scenario())
@@ -268,8 +210,7 @@ def test_tokens_on_sockets(live_server, handle):
         await s.send("heartbeat")
         assert (await s.wait("error"))["code"] == "out_of_turn"
         await s.close()
-        await visitor.send("hangup")
-        await visitor.wait("ended")
+        await hang_up(visitor)
         assert await hello(created["ws_url"], created["token"]) == "call_ended"
         await close_all(console, visitor)
 
@@ -322,8 +263,7 @@ def test_many_open_sockets_do_not_drain_the_database_pool(live_server):
         for c in consoles[:5]:
             await asyncio.wait_for(c.wait("ring"), 10)
         for v in visitors:
-            await v.send("hangup")
-            await v.wait("ended")
+            await hang_up(v)
         await close_all(*consoles, *visitors)
 
     asyncio.run(scenario())
@@ -369,8 +309,7 @@ def test_answer_or_candidate_before_any_offer_is_out_of_turn(live_server, handle
         assert (await visitor.wait("answer"))["sdp"] == "v=0 answer"
         assert [f["sdp"] for f in visitor.of("answer")] == ["v=0 answer"]
         assert not visitor.of("candidate") and not expert.of("candidate")
-        await visitor.send("hangup")
-        await visitor.wait("ended")
+        await hang_up(visitor)
         await close_all(console, visitor, expert)
 
     asyncio.run(scenario())
@@ -386,12 +325,15 @@ def test_heartbeats_are_acked_and_a_hangup_bills_to_its_ack_plus_offset(live_ser
         assert isinstance((await visitor.wait("ack", after=mark))["seen_ms"], int)
         await expert.send("state", connection="connected")
         active = await visitor.wait("active")
-        await asyncio.sleep(0.5)
+        await visitor.wait("meter", where=lambda meter: meter["elapsed_ms"] >= 500)
         mark = len(visitor.frames)
         await visitor.send("heartbeat")
         ack = await visitor.wait("ack", after=mark)
         assert ack["seen_ms"] >= active["started_ms"]
-        await asyncio.sleep(1)
+        # The server's clock is past ack + 300 ms (its meter says so), so the hang-up arrives later
+        # than the moment it claims: billed to the claim, not to its arrival.
+        since_active = ack["seen_ms"] - active["started_ms"]
+        await visitor.wait("meter", where=lambda meter: meter["elapsed_ms"] >= since_active + 800)
         mark = len(visitor.frames)
         await visitor.send("hangup", ack_ms=ack["seen_ms"], since_ack_ms="soon")
         assert (await visitor.wait("error", after=mark))["code"] == "bad_frame"

@@ -1,74 +1,30 @@
-"""The JSON API through Flask's test client: status, call creation and its refusals,
-call state by token, the expert session, the OpenAPI document."""
+"""The widget's JSON API (``callme.web.widget_api``) through Flask's test client: the expert's
+status, call creation and its refusals, call state by token; errors outside any route."""
 import base64
 import hashlib
 import hmac
 import re
 
 import pytest
-from werkzeug.security import generate_password_hash
 
-from callme import create_app, models
-from callme.cli import create_expert
-from callme.config import TestConfig
 from callme.extensions import db
 from callme.models import Call, LedgerEntry
 
-from .conftest import connect_paypal
+from .conftest import API, ORIGIN, assert_error, keep_alive, make_active, new_expert, order_through_api
 
-ORIGIN = "https://ray.example"
-API = "/api/v1"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """Experts are made by the dozen here; scrypt would cost 0.1 s each."""
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
-@pytest.fixture
-def make_app(clock, tmp_path, emulator):
-    """An app with TestConfig plus overrides, its tables created, inside its app context."""
-    made = []
-
-    def make(**overrides):
-        config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
-        app = create_app({**config, "CLOCK_MS": clock, "CALLME_TMP": str(tmp_path), "PAYPAL_BASE_URL": emulator.url,
-                          **overrides})
-        ctx = app.app_context()
-        ctx.push()
-        db.create_all()
-        made.append(ctx)
-        return app
-    yield make
-    for ctx in reversed(made):
-        db.session.remove()
-        db.drop_all()
-        ctx.pop()
-
-
-def seed(app, handle="ray", online=True, password="password123", emulator=None):
-    """An expert in an app made by ``make_app`` (the conftest factories serve the default app);
-    with ``emulator``, connected to PayPal there."""
-    expert = create_expert(f"{handle}@example.com", password, handle, handle.title(), 150, "USD", 60, 60, (ORIGIN,))
-    if emulator is not None:
-        connect_paypal(expert, emulator, app.config)
-    if online:
-        app.extensions["callme.calls"].set_presence(expert.id, True)
-    return expert
+def seed(emulator):
+    """Ray, online, in an app made by ``make_app`` (``make_expert`` serves the default app)."""
+    return new_expert(emulator, "ray", online=True)
 
 
 @pytest.fixture
 def pay(emulator):
     """The ``payment`` of a paid call's body: an order made through the API and approved."""
     def make(client, handle="ray", amount=150, currency="USD", remote="127.0.0.1"):
-        r = client.post(f"{API}/payments/orders", json={"expert": handle, "price": {"amount": amount,
-                                                                                     "currency": currency}},
-                        environ_base={"REMOTE_ADDR": remote})
-        assert r.status_code == 201, r.get_json()
-        emulator.approve(r.get_json()["order_id"])
-        return {"order_id": r.get_json()["order_id"]}
+        return {"order_id": order_through_api(client, emulator, handle, amount, currency, remote=remote)}
     return make
 
 
@@ -80,15 +36,6 @@ def body(expert="ray", amount=150, currency="USD", origin=ORIGIN, **extra):
 def calls_in_db():
     db.session.expire_all()
     return db.session.scalar(db.select(db.func.count()).select_from(Call))
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.get_json()
-    data = response.get_json()
-    assert response.mimetype == "application/json"
-    assert data["error"] == code
-    assert isinstance(data["message"], str) and data["message"]
-    return data
 
 
 # ---- GET /experts/<handle>/status -----------------------------------------------------
@@ -188,7 +135,7 @@ def test_create_call_without_origin_and_kind_defaults(client, make_expert, pay):
 
 def test_create_call_on_https_public_url_hands_out_wss(make_app, emulator, pay):
     app = make_app(PUBLIC_URL="https://callme.example")
-    seed(app, emulator=emulator)
+    seed(emulator)
     client = app.test_client()
     r = client.post(f"{API}/calls", json=body(payment=pay(client)), headers={"Origin": ORIGIN})
     assert r.status_code == 201
@@ -199,7 +146,7 @@ def test_create_call_with_stun_and_turn(make_app, clock, emulator, pay):
     app = make_app(STUN_URLS=["stun:stun.example:3478"], TURN_URLS=["turn:turn.example:3478?transport=udp",
                                                                      "turns:turn.example:5349"],
                    TURN_SECRET="coturn-shared-secret", TURN_TTL=600)
-    seed(app, emulator=emulator)
+    seed(emulator)
     client = app.test_client()
     r = client.post(f"{API}/calls", json=body(payment=pay(client)))
     assert r.status_code == 201
@@ -215,7 +162,7 @@ def test_create_call_with_stun_and_turn(make_app, clock, emulator, pay):
 
 def test_turn_needs_a_secret(make_app, emulator, pay):
     app = make_app(TURN_URLS=["turn:turn.example:3478"], TURN_SECRET=None)
-    seed(app, emulator=emulator)
+    seed(emulator)
     client = app.test_client()
     r = client.post(f"{API}/calls", json=body(payment=pay(client)))
     assert r.status_code == 201 and r.get_json()["ice_servers"] == []
@@ -311,7 +258,7 @@ def test_rate_limit(make_app, emulator, pay):
     # The limiter's own clock, fixed so that no window boundary falls inside the test.
     limiter = app.extensions["callme.limiter"]
     limiter.clock = lambda: 1_000.0
-    expert = seed(app, emulator=emulator)
+    expert = seed(emulator)
     client = app.test_client()
     holds = [pay(client, remote=f"10.0.1.{n}") for n in range(3)]  # orders have their own budget
     first = client.post(f"{API}/calls", json=body(payment=holds[0]))
@@ -336,7 +283,7 @@ def test_rate_limit(make_app, emulator, pay):
 def test_ring_rate_limit_per_expert(make_app, emulator, pay):
     app = make_app(RATE_LIMIT_RINGS="1/60")
     app.extensions["callme.limiter"].clock = lambda: 30.0
-    seed(app, emulator=emulator)
+    seed(emulator)
     client = app.test_client()
     first = client.post(f"{API}/calls", json=body(payment=pay(client)))
     app.extensions["callme.calls"].hangup(first.get_json()["call_id"], "visitor")
@@ -487,15 +434,8 @@ def test_call_state_with_an_expert_token(client, created, service):
 
 def test_call_state_with_the_receipt_after_a_paid_call(client, created, service, clock):
     call_id = created["call_id"]
-    call = db.session.get(Call, call_id)
-    service.join(call_id, "visitor")
-    service.accept(call.expert_id, call_id)
-    service.join(call_id, "expert")
-    service.report(call_id, "visitor", "connected")
-    service.report(call_id, "expert", "connected")
-    clock.advance(61)
-    service.heartbeat(call_id, "visitor")
-    service.heartbeat(call_id, "expert")
+    make_active(service, call_id, db.session.get(Call, call_id).expert_id)
+    keep_alive(service, clock, call_id, 61_000, step_ms=61_000)
     service.hangup(call_id, "expert")
     receipt = service.ended_frame(service.get(call_id))["receipt"]
     r = client.get(f"{API}/calls/{call_id}", query_string={"receipt": receipt})
@@ -520,97 +460,6 @@ def test_receipt_and_call_tokens_are_not_interchangeable(client, created, servic
 def test_call_state_of_a_missing_call_with_a_valid_token(client, service):
     token = service.tokens.call_token("doesnotexist", "visitor")
     assert_error(client.get(f"{API}/calls/doesnotexist", headers=bearer(token)), 404, "call_not_found")
-
-
-# ---- the expert session ---------------------------------------------------------------
-
-@pytest.fixture
-def ray(make_expert):
-    return make_expert(handle="ray", password="correct horse battery")
-
-
-def test_login_sets_an_httponly_samesite_cookie(client, ray):
-    r = client.post(f"{API}/session", json={"email": "RAY@example.com", "password": "correct horse battery"})
-    assert r.status_code == 200
-    assert r.get_json() == {
-        "id": ray.id, "handle": "ray", "display_name": "Ray", "email": "ray@example.com",
-        "price": {"amount": 150, "currency": "USD"}, "free_seconds": 60, "cap_minutes": 60,
-        "allowed_origins": [ORIGIN],
-    }
-    cookie = r.headers["Set-Cookie"]
-    assert cookie.startswith("session=")
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert "password" not in r.get_data(as_text=True)
-    me = client.get(f"{API}/session")
-    assert me.status_code == 200 and me.get_json()["handle"] == "ray"
-
-
-@pytest.mark.parametrize("email, password", [
-    ("ray@example.com", "wrong password"),
-    ("ray@example.com", "Correct horse battery"),
-    ("nobody@example.com", "correct horse battery"),
-])
-def test_login_with_wrong_credentials(client, ray, email, password):
-    r = client.post(f"{API}/session", json={"email": email, "password": password})
-    data = assert_error(r, 401, "bad_credentials")
-    # The same answer whether the email exists or not.
-    assert data["message"] == "The email or password is wrong."
-    assert "Set-Cookie" not in r.headers
-    assert client.get(f"{API}/session").status_code == 401
-
-
-@pytest.mark.parametrize("raw, content_type, status, fields", [
-    ("email=ray@example.com&password=x", "application/x-www-form-urlencoded", 400, None),
-    ("{not json", "application/json", 400, None),
-    ("[]", "application/json", 400, None),
-    ({}, None, 422, {"email", "password"}),
-    ({"email": "ray@example.com"}, None, 422, {"password"}),
-    ({"email": "not-an-email", "password": "x"}, None, 422, {"email"}),
-    ({"email": 5, "password": "x"}, None, 422, {"email"}),
-    ({"email": "ray@example.com", "password": ""}, None, 422, {"password"}),
-    ({"email": "ray@example.com", "password": 12345678}, None, 422, {"password"}),
-    ({"email": "ray@example.com", "password": "p" * 257}, None, 422, {"password"}),
-    ({"email": "ray@example.com", "password": "x", "remember": True}, None, 422, {"remember"}),
-])
-def test_login_bad_body(client, ray, raw, content_type, status, fields):
-    if isinstance(raw, dict):
-        r = client.post(f"{API}/session", json=raw)
-    else:
-        r = client.post(f"{API}/session", data=raw, headers={"Content-Type": content_type})
-    data = assert_error(r, status, "invalid" if status == 422 else ("bad_json" if "json" in content_type
-                                                                     else "bad_request"))
-    if fields:
-        assert set(data["fields"]) == fields
-    assert "Set-Cookie" not in r.headers
-
-
-def test_session_when_logged_out(client):
-    assert_error(client.get(f"{API}/session"), 401, "not_logged_in")
-
-
-def test_logout(client, ray):
-    client.post(f"{API}/session", json={"email": "ray@example.com", "password": "correct horse battery"})
-    assert client.get(f"{API}/session").status_code == 200
-    r = client.delete(f"{API}/session")
-    assert r.status_code == 204 and r.get_data() == b""
-    assert client.get(f"{API}/session").status_code == 401
-
-
-def test_login_rate_limit(make_app):
-    app = make_app(RATE_LIMIT_LOGIN="3/60")
-    app.extensions["callme.limiter"].clock = lambda: 0.0
-    seed(app, online=False, password="correct horse battery")
-    client = app.test_client()
-    for _ in range(3):
-        assert client.post(f"{API}/session", json={"email": "ray@example.com", "password": "guess"}).status_code == 401
-    r = client.post(f"{API}/session", json={"email": "ray@example.com", "password": "correct horse battery"})
-    assert_error(r, 429, "rate_limited")
-    assert r.headers["Retry-After"] == "60"
-
-
-def test_a_forged_session_cookie_is_not_a_login(client, ray):
-    client.set_cookie("session", "eyJleHBlcnRfaWQiOjF9.forged.signature")
-    assert client.get(f"{API}/session").status_code == 401
 
 
 # ---- errors outside any route ----------------------------------------------------------

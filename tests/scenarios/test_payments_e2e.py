@@ -12,16 +12,9 @@ import requests
 from callme.calls import metering
 from callme.money.currency import from_paypal_value
 
-from .conftest import money_rows, paypal_app_of, seed_expert, stored_call, stored_payment
+from ..conftest import money_rows, paypal_app_of, stored_call, stored_payment
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.live]
-
-
-@pytest.fixture
-def server(isolated, paypal, live_factory):
-    server = live_factory(emulator=paypal)
-    seed_expert(server, handle="ray", price=150, free_seconds=2, cap_minutes=30)
-    return server
 
 
 def hold(server, paypal):
@@ -52,15 +45,16 @@ def books_in_minor(paypal, client_id):
     return books, captured
 
 
-def test_paid_call_captures_exactly_the_metered_amount(server, paypal):
-    order_id = hold(server, paypal)
+def test_paid_call_captures_exactly_the_metered_amount(media_server, paypal):
+    order_id = hold(media_server, paypal)
 
     async def scenario():
-        console, visitor, expert, created = await paid_call(server, order_id)
+        console, visitor, expert, created = await paid_call(media_server, order_id)
         t_active = time.monotonic()
         await visitor.wait_for_packets(0)
         await expert.wait_for_packets(0)
-        await asyncio.sleep(3.2 - (time.monotonic() - t_active))  # past the 2 s free threshold
+        # Past the 2 s free threshold, far from any boundary, by the server's meter.
+        await visitor.socket.wait("meter", where=lambda meter: meter["elapsed_ms"] >= 3_200)
         await visitor.socket.send("hangup")
         measured_ms = (time.monotonic() - t_active) * 1000
         ended = await visitor.socket.wait("ended")
@@ -70,32 +64,32 @@ def test_paid_call_captures_exactly_the_metered_amount(server, paypal):
         return measured_ms, ended
 
     measured_ms, ended = asyncio.run(scenario())
-    call, rows = stored_call(server, ended["call_id"])
+    call, rows = stored_call(media_server, ended["call_id"])
     expected = metering.bill(metering.Terms(150, "USD", 2, 30), 0, int(measured_ms))
     assert (call.billed_minutes, call.amount_minor) == (expected.minutes, expected.amount_minor) == (1, 150)
     assert ended["amount"] == 150
-    payment = stored_payment(server, ended["call_id"])
+    payment = stored_payment(media_server, ended["call_id"])
     assert payment.state == "captured" and payment.captured_minor == 150
     assert [(r.kind, r.amount_minor) for r in rows] == [("hold", 4500), ("capture", 150), ("void", 4350)]
     # PayPal's books: one capture of exactly 1.50, final, against this call's authorization.
-    books, captured = books_in_minor(paypal, paypal_app_of(server, "ray"))
+    books, captured = books_in_minor(paypal, paypal_app_of(media_server, "ray"))
     assert captured == 150 == sum(amount for _, amount, _ in money_rows(rows))
     assert [c["id"] for c in books["captures"]] == [payment.capture_id]
     auth = next(a for a in books["authorizations"] if a["id"] == payment.authorization_id)
     assert auth["status"] == "CAPTURED"
     # The receipt says the same.
-    r = requests.get(f"{server.url}/api/v1/calls/{ended['call_id']}", params={"receipt": ended["receipt"]},
+    r = requests.get(f"{media_server.url}/api/v1/calls/{ended['call_id']}", params={"receipt": ended["receipt"]},
                      timeout=10)
     assert r.json()["amount"] == 150
     assert r.json()["payment"] == {"state": "captured", "amount": 4500, "captured": 150,
                                    "capture_id": payment.capture_id, "currency": "USD"}
 
 
-def test_paid_call_inside_the_free_threshold_voids_the_hold(server, paypal):
-    order_id = hold(server, paypal)
+def test_paid_call_inside_the_free_threshold_voids_the_hold(media_server, paypal):
+    order_id = hold(media_server, paypal)
 
     async def scenario():
-        console, visitor, expert, created = await paid_call(server, order_id)
+        console, visitor, expert, created = await paid_call(media_server, order_id)
         await expert.wait_for_packets(0)
         await expert.socket.send("hangup")
         ended = await visitor.socket.wait("ended")
@@ -106,9 +100,9 @@ def test_paid_call_inside_the_free_threshold_voids_the_hold(server, paypal):
 
     ended = asyncio.run(scenario())
     assert ended["amount"] == 0
-    call, rows = stored_call(server, ended["call_id"])
+    call, rows = stored_call(media_server, ended["call_id"])
     assert [(r.kind, r.amount_minor) for r in rows] == [("hold", 4500), ("void", 4500)]
-    payment = stored_payment(server, ended["call_id"])
-    books, captured = books_in_minor(paypal, paypal_app_of(server, "ray"))
+    payment = stored_payment(media_server, ended["call_id"])
+    books, captured = books_in_minor(paypal, paypal_app_of(media_server, "ray"))
     assert captured == 0 and books["captures"] == []
     assert next(a for a in books["authorizations"] if a["id"] == payment.authorization_id)["status"] == "VOIDED"

@@ -12,7 +12,7 @@ import requests
 
 from callme.cli import gunicorn_argv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLONE_NEWNET = 0x40000000
 
 

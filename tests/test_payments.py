@@ -1,25 +1,20 @@
-"""Settlement through the real SDK against the PayPal emulator: the hold voided or the
-metered amount captured once, failures retried and never doubled, refunds, reversals and
-webhooks applied once; the emulator's books and the ledger agree to the cent."""
+"""Payments (``callme.money.payments``): settlement through the real SDK against the PayPal emulator,
+the hold voided or the metered amount captured once, failures retried and never doubled, refunds,
+reversals and webhooks applied once, the payment's state machine; the emulator's books and the
+ledger agree to the cent."""
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
-from werkzeug.security import generate_password_hash
 
-from callme import models
 from callme.money import payments
 from callme.money.currency import from_paypal_value
 from callme.extensions import db
 from callme.money.ledger import earnings, holds_open, rows_of_call, mark_payment_due
 from callme.models import LedgerEntry, Payment, PayPalEvent
 
-API = "/api/v1"
+from .conftest import post_webhook as webhook
 
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(models, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 def rows(call_id=None):
@@ -54,30 +49,6 @@ def assert_books_agree(emulator, expert):
     assert paypal["refunded"] == mine["refund"], (paypal, mine)
     assert earnings(expert.id).get(expert.currency, 0) == mine["capture"] - mine["refund"] - mine["reversal"]
     return paypal
-
-
-@pytest.fixture
-def talk(service, make_expert, make_call, clock):
-    """A paid call that is active for ``active_ms`` and then hung up (or ended by the cap)."""
-    def run(active_ms, price=150, currency="USD", free_seconds=60, cap_minutes=10, by="visitor"):
-        expert = make_expert(online=True, price=price, currency=currency, free_seconds=free_seconds,
-                             cap_minutes=cap_minutes)
-        call_id, expert_id = make_call(expert).id, expert.id
-        service.join(call_id, "visitor")
-        service.accept(expert_id, call_id)
-        service.join(call_id, "expert")
-        service.report(call_id, "visitor", "connected")
-        service.report(call_id, "expert", "connected")
-        end = clock.now + active_ms
-        while clock.now < end:
-            clock.now = min(end, clock.now + 5_000)
-            for role in ("visitor", "expert"):
-                service.heartbeat(call_id, role)
-            service.tick()
-        if service.get(call_id).state != "ended":
-            service.hangup(call_id, by)
-        return db.session.get(models.Expert, expert_id), service.get(call_id)
-    return run
 
 
 # ---- the settlement table ------------------------------------------------------------------------
@@ -224,17 +195,6 @@ def test_a_hold_that_never_became_a_call_is_voided(app, make_expert, make_hold, 
 
 
 # ---- refunds, reversals, denials, webhooks ----------------------------------------------------------
-
-def webhook(client, emulator, expert, event_type, resource, times=1):
-    headers, body = emulator.webhook(expert.paypal_client_id, event_type, resource)
-    outcomes = []
-    for _ in range(times):
-        r = client.post(f"{API}/paypal/webhooks/{expert.handle}", data=body,
-                        headers={**dict(headers), "Content-Type": "application/json"})
-        assert r.status_code == 200, r.get_json()
-        outcomes.append(r.get_json()["outcome"])
-    return outcomes
-
 
 def test_refund_of_a_paid_call_and_its_webhook_applied_once(app, client, talk, emulator):
     expert, call = talk(3 * 60_000 - 1)  # 3 minutes: 450
