@@ -55,6 +55,10 @@ def create_app(config=None):
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(console.bp)
+    # [blueprints: mail and sign-up]
+    # [blueprints: profiles]
+    # [blueprints: videos]
+    # [blueprints: domains]
     app.register_blueprint(pages.bp)
     errors.init_app(app)
     security.init_app(app)

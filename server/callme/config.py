@@ -104,6 +104,11 @@ class Config:
     # Where embed/ and widget/ live (the repository root by default).
     ASSETS_DIR = _env("CALLME_ASSETS", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+    # [config: mail and sign-up]
+    # [config: profiles]
+    # [config: videos]
+    # [config: domains]
+
     # The background clock (ring time-outs, silence, cap, meter frames). Off for unit tests.
     START_CLOCK = True
 

@@ -348,3 +348,11 @@ for _statement in LEDGER_GUARD_SQLITE:
     event.listen(LedgerEntry.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="sqlite"))
 for _statement in LEDGER_GUARD_POSTGRESQL:
     event.listen(LedgerEntry.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="postgresql"))
+
+
+# Tables that live in their rooms, imported here so that the metadata (migrations, create_all)
+# knows every table. Each line is a room's; keep one import per line.
+# [room: mail and sign-up]
+# [room: profiles]
+# [room: videos]
+# [room: domains]
