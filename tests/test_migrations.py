@@ -9,6 +9,10 @@ from callme.config import TestConfig
 from callme.extensions import db
 
 TABLES = {"experts", "expert_sessions", "calls", "ledger", "bus_lease", "payments", "paypal_events"}
+TABLES |= {"mail_outbox"}  # mail and sign-up (notify/outbox.py)
+TABLES |= {"custom_domains"}  # custom domains (experts/domains.py)
+TABLES |= {"expert_profiles"}  # profiles (experts/profiles.py)
+TABLES |= {"expert_videos"}  # intro videos (experts/media.py)
 
 
 def app_on(url):

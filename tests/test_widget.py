@@ -34,7 +34,8 @@ class Markup(HTMLParser):
         if tag == "style" or "style" in attrs:
             self.inline.append(f"<{tag} style>")
         self.inline += [f"<{tag} {name}>" for name in attrs if name.startswith("on")]
-        self._script = tag == "script" and "src" not in attrs
+        # A JSON-LD block is data, never run: script-src 'self' does not apply to it.
+        self._script = tag == "script" and "src" not in attrs and attrs.get("type") != "application/ld+json"
 
     def handle_data(self, data):
         if self._script and data.strip():

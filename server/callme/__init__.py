@@ -55,10 +55,17 @@ def create_app(config=None):
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(console.bp)
-    # [blueprints: mail and sign-up]
-    # [blueprints: profiles]
-    # [blueprints: videos]
-    # [blueprints: domains]
+    from .notify.outbox import Sender
+    from .web import signup
+    app.extensions["callme.mail"] = Sender(app)  # sends after a commit that queued mail; the clock retries
+    app.register_blueprint(signup.bp)
+    from .web import profile as profile_pages
+    app.register_blueprint(profile_pages.bp)
+    app.register_blueprint(profile_pages.public_bp)  # /<handle>: static routes always win (werkzeug sorts)
+    from .web import media as media_pages
+    app.register_blueprint(media_pages.bp)
+    from .web import domains as domain_pages
+    domain_pages.init_app(app)  # pages, the ask endpoint, routing by Host
     app.register_blueprint(pages.bp)
     errors.init_app(app)
     security.init_app(app)

@@ -104,10 +104,64 @@ class Config:
     # Where embed/ and widget/ live (the repository root by default).
     ASSETS_DIR = _env("CALLME_ASSETS", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
-    # [config: mail and sign-up]
-    # [config: profiles]
-    # [config: videos]
-    # [config: domains]
+    # Mail (sign-up links, password resets). With no MAIL_SMTP_HOST, mail is only kept in the
+    # database and shown on the local mailbox page (/dev/mailbox?key=..., the key printed by
+    # `callme demo` and `callme mail mailbox`); MAIL_MAILBOX=0 hides that page. MAIL_SMTP_TLS is
+    # none, starttls or ssl; the port defaults to 25, 587 or 465 by it. MAIL_SMTP_CAFILE trusts a
+    # private CA (the system's CAs otherwise).
+    MAIL_SMTP_HOST = _env("MAIL_SMTP_HOST")
+    MAIL_SMTP_PORT = _int("MAIL_SMTP_PORT", 0) or None
+    MAIL_SMTP_TLS = _env("MAIL_SMTP_TLS", "starttls")
+    MAIL_SMTP_USER = _env("MAIL_SMTP_USER")
+    MAIL_SMTP_PASSWORD = _env("MAIL_SMTP_PASSWORD")
+    MAIL_SMTP_CAFILE = _env("MAIL_SMTP_CAFILE")
+    MAIL_SMTP_TIMEOUT = _int("MAIL_SMTP_TIMEOUT", 20)
+    MAIL_FROM = _env("MAIL_FROM")  # default: callme <no-reply@the PUBLIC_URL's host, or localhost>
+    MAIL_MAILBOX = _bool("MAIL_MAILBOX", True)
+    # The outbox: sent right after the commit that queued it (in the background unless
+    # MAIL_SEND_ASYNC is off); failures retried by the clock every MAIL_RETRY_INTERVAL seconds,
+    # each after MAIL_RETRY_BASE * 2^(attempts-1) up to MAIL_RETRY_MAX, at most MAIL_MAX_ATTEMPTS
+    # times (then `callme mail retry`). Sent mail is deleted after MAIL_KEEP_DAYS.
+    MAIL_SEND_ASYNC = _bool("MAIL_SEND_ASYNC", True)
+    MAIL_RETRY_INTERVAL = _int("MAIL_RETRY_INTERVAL", 30)
+    MAIL_RETRY_BASE = _int("MAIL_RETRY_BASE", 30)
+    MAIL_RETRY_MAX = _int("MAIL_RETRY_MAX", 3600)
+    MAIL_MAX_ATTEMPTS = _int("MAIL_MAX_ATTEMPTS", 30)
+    MAIL_KEEP_DAYS = _int("MAIL_KEEP_DAYS", 30)
+    # Self-service sign-up (SIGNUP_OPEN=0: only `callme expert create` makes experts) and its links.
+    SIGNUP_OPEN = _bool("SIGNUP_OPEN", True)
+    VERIFY_LINK_TTL = _int("VERIFY_LINK_TTL", 2 * 24 * 3600)
+    RESET_LINK_TTL = _int("RESET_LINK_TTL", 3600)
+    RATE_LIMIT_SIGNUP = _env("RATE_LIMIT_SIGNUP", "10/3600")  # sign-ups per client address
+    RATE_LIMIT_MAIL = _env("RATE_LIMIT_MAIL", "10/600")       # mail-sending forms per client address
+    RATE_LIMIT_MAIL_TO = _env("RATE_LIMIT_MAIL_TO", "3/3600")  # mails asked for one address
+    # Uploaded media (profile photos under photos/), served at /media/...; None means
+    # <instance folder>/media, resolved when first used.
+    MEDIA_DIR = _env("MEDIA_DIR")
+    # Intro videos (experts/media.py): MP4 (H.264 + AAC or silent) or WebM (VP8/VP9 + Opus/Vorbis
+    # or silent), judged by content in a probe subprocess killed after VIDEO_PROBE_TIMEOUT seconds.
+    # At most VIDEO_MAX_BYTES, VIDEO_MAX_SECONDS long and VIDEO_MAX_WIDTH x VIDEO_MAX_HEIGHT
+    # either way up (1920x1080 fits 1080x1920 too). Stored under random names in VIDEO_DIR
+    # (unset: <MEDIA_DIR or instance/media>/videos, with the posters). The upload's body may take
+    # VIDEO_BODY_TIMEOUT seconds (instead of BODY_TIMEOUT); RATE_LIMIT_VIDEO: uploads per expert.
+    VIDEO_DIR = _env("VIDEO_DIR")
+    VIDEO_MAX_BYTES = _int("VIDEO_MAX_BYTES", 50 * 1024 * 1024)
+    VIDEO_MAX_SECONDS = _int("VIDEO_MAX_SECONDS", 120)
+    VIDEO_MAX_WIDTH = _int("VIDEO_MAX_WIDTH", 1920)
+    VIDEO_MAX_HEIGHT = _int("VIDEO_MAX_HEIGHT", 1080)
+    VIDEO_PROBE_TIMEOUT = float(_env("VIDEO_PROBE_TIMEOUT", 10))
+    VIDEO_BODY_TIMEOUT = float(_env("VIDEO_BODY_TIMEOUT", 300))
+    RATE_LIMIT_VIDEO = _env("RATE_LIMIT_VIDEO", "30/3600")
+    # Custom domains. DNS_RESOLVER: the nameserver that checks the TXT records ("ip" or "ip:port",
+    # e.g. "127.0.0.1:5353"); unset, the system's resolver. Verified domains are re-checked every
+    # DOMAIN_RECHECK seconds (0: never in the background); one that lost its record stops being
+    # served. TLS_ASK_FROM: the client addresses (or networks) that may ask /_internal/tls-ask.
+    DNS_RESOLVER = _env("DNS_RESOLVER")
+    DNS_TIMEOUT = float(_env("DNS_TIMEOUT", 5))
+    DOMAIN_RECHECK = _int("DOMAIN_RECHECK", 3600)
+    DOMAIN_HOST_CACHE = float(_env("DOMAIN_HOST_CACHE", 5))  # seconds a process keeps a Host's lookup
+    TLS_ASK_FROM = _list("TLS_ASK_FROM", "127.0.0.1,::1")
+    RATE_LIMIT_DOMAIN_CHECK = _env("RATE_LIMIT_DOMAIN_CHECK", "6/60")
 
     # The background clock (ring time-outs, silence, cap, meter frames). Off for unit tests.
     START_CLOCK = True

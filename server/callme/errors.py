@@ -5,7 +5,6 @@ from flask import current_app, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
-from .security import secure
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,8 @@ def _answer(status, code, message, fields=None, headers=None, extra=None, title=
     response.status_code = status
     response.headers.update(headers or {})
     # An error is about this request only: never cached, and a page gets the pages' CSP.
+    from .security import secure  # here: security needs the models, which need this module
+
     return secure(response, referrer=None) if response.mimetype == "text/html" else _no_store(response)
 
 

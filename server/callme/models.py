@@ -18,7 +18,8 @@ ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # First path segments callme serves itself: an expert's page /<handle> must never shadow them.
 RESERVED_HANDLES = frozenset(
     "api ws w widget embed login logout console dashboard receipts paypal healthz static admin "
-    "book bookings appointments help about terms privacy".split())
+    "book bookings appointments help about terms privacy "
+    "signup verify password email dev mailbox media internal".split())
 
 OPEN_STATES = ("created", "ringing", "accepted", "active")
 CALL_STATES = OPEN_STATES + ("ended",)
@@ -80,6 +81,9 @@ class Expert(db.Model):
     # Bumped on every change of the credentials: cached SDK clients of older ones are dropped.
     paypal_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     paypal_connected_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    # When the expert proved the email address theirs (a sign-up's link); None: not yet, no login.
+    # Experts made by the operator (``create_expert``'s default) count as verified.
+    email_verified_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
 
     calls = relationship("Call", back_populates="expert", lazy="dynamic")
 
@@ -352,7 +356,7 @@ for _statement in LEDGER_GUARD_POSTGRESQL:
 
 # Tables that live in their rooms, imported here so that the metadata (migrations, create_all)
 # knows every table. Each line is a room's; keep one import per line.
-# [room: mail and sign-up]
-# [room: profiles]
-# [room: videos]
-# [room: domains]
+from .notify import outbox as _outbox  # noqa: F401,E402
+from .experts import profiles as _profiles  # noqa: F401,E402
+from .experts import media as _media  # noqa: F401,E402
+from .experts import domains as _domains  # noqa: F401,E402

@@ -73,6 +73,7 @@ class Clock:
         now = self.service.clock()
         self.service.tick()
         self.publish_meters(now)
+        self.app.extensions["callme.mail"].tick()  # mail that failed, retried (notify/outbox.py)
         if self.settler is not None and now - self._payments_ms >= self.app.config["PAYMENTS_RETRY_INTERVAL"] * 1000:
             self._payments_ms = now
             self.retry_payments()

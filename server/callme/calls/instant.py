@@ -8,9 +8,8 @@ HTTP status the API answers. No Flask here: the view passes in where the request
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from ..experts.accounts import published_expert
 from ..errors import CallmeError, RateLimited
-from ..extensions import db
-from ..models import Expert
 from ..money import payments
 from ..money.paypal import approve_url
 from .lifecycle import CallError
@@ -36,14 +35,16 @@ class Visit:
 
 def expert_by_handle(handle):
     """The expert with this handle, or 404 expert_not_found."""
-    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle))
+    expert = published_expert(handle)
     if expert is None:
         raise CallmeError("expert_not_found", f"Expert {handle!r} does not exist.", status=404)
     return expert
 
 
 def origin_allowed(expert, origin, own_origin):
-    return origin == own_origin or origin in (expert.allowed_origins or [])
+    from ..experts.domains import allowed_origins  # the expert's list and their verified domains
+
+    return origin == own_origin or origin in allowed_origins(expert)
 
 
 def check_origins(expert, origins, own_origin):

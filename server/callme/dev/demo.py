@@ -185,5 +185,17 @@ callme is running.
   Public status (JSON):                         {base}/api/v1/experts/ray/status
   API description:                              {base}/api/v1/openapi.json
   PayPal (emulated unless PAYPAL_BASE_URL):     {current_app.config["PAYPAL_BASE_URL"]}
-Press Ctrl-C to stop.
+{_mailbox_line(base)}Press Ctrl-C to stop.
 """
+
+
+def _mailbox_line(base):
+    """Where sign-up and reset mail can be read while no SMTP server is set (MAIL_SMTP_HOST)."""
+    from ..web.signup import mailbox_open, mailbox_url
+
+    config = current_app.config
+    if config.get("MAIL_SMTP_HOST"):
+        return f"  Mail goes out through:                        {config['MAIL_SMTP_HOST']}\n"
+    if not mailbox_open(config):
+        return ""
+    return f"  Mail (kept here, no SMTP server set):         {mailbox_url(config, base)}\n"

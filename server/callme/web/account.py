@@ -10,6 +10,9 @@ from .schemas import ExpertSchema, LoginSchema, load_json
 
 bp = Blueprint("account", __name__)
 
+# Self-service accounts log in once their address is confirmed (web/signup.py); the operator's are.
+UNVERIFIED = "Confirm your email address first: open the link we mailed you when you signed up."
+
 
 def _lifetime():
     return int(current_app.permanent_session_lifetime.total_seconds())
@@ -21,7 +24,7 @@ def _everywhere(values):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error, status = None, 200
+    error, status, unverified = None, 200, None
     if request.method == "POST":
         check_csrf()
         try:
@@ -32,11 +35,13 @@ def login():
             expert = authenticate(request.form.get("email", "")[:254], request.form.get("password", "")[:256])
             if expert is None:
                 error, status = "The email or password is wrong.", 401
+            elif expert.email_verified_at is None:  # said only to whoever knows the password
+                error, status, unverified = UNVERIFIED, 403, expert.email
             else:
                 log_in(expert, _lifetime())
                 return redirect(url_for("console.console"))
-    return secure(current_app.make_response((render_template("login.html", error=error, csrf=csrf_token()),
-                                             status)))
+    return secure(current_app.make_response((render_template("login.html", error=error, csrf=csrf_token(),
+                                                             unverified=unverified), status)))
 
 
 @bp.post("/logout")
@@ -75,6 +80,8 @@ def api_login():
     expert = authenticate(data["email"], data["password"])
     if expert is None:
         raise ApiError(401, "bad_credentials", "The email or password is wrong.")
+    if expert.email_verified_at is None:
+        raise ApiError(403, "email_not_verified", UNVERIFIED)
     log_in(expert, _lifetime())
     return _private(jsonify(expert_json(expert)))
 

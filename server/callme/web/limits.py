@@ -19,12 +19,27 @@ def max_body(size):
     """Give one view its own body limit instead of MAX_CONTENT_LENGTH (smaller, or bigger for uploads).
 
     Checked against Content-Length before anything is read (413), and a chunked body is read
-    no further than the limit.
+    no further than the limit. ``size`` may be a function of the app's config (a setting).
     """
     def decorate(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            request.max_content_length = size
+            request.max_content_length = size(current_app.config) if callable(size) else size
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate
+
+
+def body_time(seconds):
+    """Give one view its own time to receive the body instead of BODY_TIMEOUT (uploads of many
+    megabytes); counted from the request's headers, like BODY_TIMEOUT. ``seconds`` may be a
+    function of the app's config."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            body = request.environ.get("wsgi.input")
+            if isinstance(body, DeadlineInput):
+                body.allow(seconds(current_app.config) if callable(seconds) else seconds)
             return view(*args, **kwargs)
         return wrapped
     return decorate
@@ -89,7 +104,12 @@ class DeadlineInput:
     def __init__(self, stream, seconds, length, clock=time.monotonic):
         self.stream, self.seconds, self.clock = stream, seconds, clock
         self.left = length  # bytes still to come; None: chunked, until a read returns nothing
-        self.deadline = clock() + seconds
+        self.started = clock()
+        self.deadline = self.started + seconds
+
+    def allow(self, seconds):
+        """Let the body take ``seconds`` from the headers instead (see ``body_time``)."""
+        self.seconds, self.deadline = seconds, self.started + seconds
 
     @property
     def finished(self):

@@ -110,8 +110,9 @@ def openapi_document():
         "security": [{"callToken": []}, {"receiptToken": []}],
         "responses": _responses("200", "CallState", "401", "403", "404")}})
     spec.path("/api/v1/session", operations={
-        "post": {"summary": "Log an expert in (session cookie).", "requestBody": json_body("Login"),
-                 "responses": _responses("200", "Expert", *BODY_ERRORS, "401", "429")},
+        "post": {"summary": "Log an expert in (session cookie); 403 email_not_verified until a self-service "
+                            "account's address is confirmed.", "requestBody": json_body("Login"),
+                 "responses": _responses("200", "Expert", *BODY_ERRORS, "401", "403", "429")},
         "get": {"summary": "The logged-in expert.", "security": [{"session": []}],
                 "responses": _responses("200", "Expert", "401")},
         "delete": {"summary": "Log out: this session, or with everywhere=1 every session of the expert.",

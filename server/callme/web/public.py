@@ -1,13 +1,13 @@
-"""Public pages: the embed loader, the call widget, callme's pages in the PayPal window,
-and the expert's public page (the unique URL)."""
+"""Public pages: the embed loader, the call widget, callme's pages in the PayPal window.
+The expert's public page (the unique URL) is web/profile.py's."""
 import os
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
-from ..extensions import db
-from ..models import ORDER_ID_RE, Expert
+from ..experts.domains import allowed_origins
+from ..experts.accounts import published_expert
+from ..models import ORDER_ID_RE
 from ..security import secure
-from ..urls import own_origin
 
 bp = Blueprint("pages", __name__)
 
@@ -38,11 +38,11 @@ def widget_asset(filename):
 @bp.get("/w/<handle>")
 def widget(handle):
     """The call UI inside the loader's iframe; only the expert's listed sites may frame it."""
-    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle))
+    expert = published_expert(handle)
     if expert is None:
         abort(404, f"Expert {handle!r} does not exist.")
     response = secure(send_from_directory(assets_dir("widget"), "index.html", max_age=0),
-                      frame_ancestors=["'self'", *expert.allowed_origins], referrer="strict-origin")
+                      frame_ancestors=["'self'", *allowed_origins(expert)], referrer="strict-origin")
     response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), display-capture=(self)"
     return response
 
@@ -69,12 +69,3 @@ def paypal_window(step):
         "paypal_return.html", status=status, title=title, text=text, order_id=order_id),
         400 if status == "invalid" else 200)))
 
-
-@bp.get("/<handle>")
-def profile(handle):
-    """The expert's unique URL: who they are and the button."""
-    expert = db.session.scalar(db.select(Expert).filter_by(handle=handle.lower()))
-    if expert is None:
-        abort(404, f"There is no expert called {handle!r} here.")
-    return secure(current_app.make_response(render_template("profile.html", expert=expert, origin=own_origin())),
-                  cache=None, referrer=None)

@@ -1,0 +1,1 @@
+"""Notifications: mail through an outbox table (``outbox``) over SMTP (``mail``)."""
