@@ -17,8 +17,20 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    op.create_table('expert_profiles',
+    sa.Column('expert_id', sa.Integer(), nullable=False),
+    sa.Column('headline', sa.String(length=120), nullable=False),
+    sa.Column('bio', sa.Text(), nullable=False),
+    sa.Column('qualifications', sa.JSON(), nullable=False),
+    sa.Column('languages', sa.JSON(), nullable=False),
+    sa.Column('services', sa.JSON(), nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('photo', sa.String(length=64), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('expert_id')
+    )
 
 
 def downgrade():
-    pass
+    op.drop_table('expert_profiles')
