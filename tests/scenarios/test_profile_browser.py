@@ -1,14 +1,17 @@
 """The profile editor and the public profile in Debian's Chromium, against the live server: the expert
 fills the form, is told what was refused, uploads a photo; a visitor reads the page (with and without
-JavaScript) and its button works; axe-core finds no WCAG 2.1 AA violation on any of them."""
+JavaScript) and its button works, plays the intro video and seeks in it; axe-core finds no WCAG 2.1 AA
+violation on any of them. Screenshots (profile-editor, profile) go to tests/artifacts/ (docs/ with DOCS_SHOTS=1)."""
 import io
 import re
 
 import pytest
 from PIL import Image
 
+from ..videos import make_video
 from .browser import console, new_context
 from .test_a11y import assert_accessible
+from .test_browser import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -51,6 +54,17 @@ def test_an_expert_fills_the_profile_and_a_visitor_reads_it(browser, server, exp
     page.wait_for_selector("#photo-saved")
     assert page.evaluate("() => document.querySelector('#current-photo').naturalWidth") == 512
 
+    shot(page, "profile-editor")
+
+    page.click("a[href='/dashboard/video']")
+    page.wait_for_url("**/dashboard/video")
+    video_path = tmp_path / "intro.webm"
+    make_video(video_path, "vp9-opus.webm", seconds=6.0, size=(320, 240))
+    page.set_input_files("input[name=video]", str(video_path))
+    page.click("form[enctype='multipart/form-data'] button[type=submit]")
+    page.wait_for_selector("#video-saved")
+    assert_accessible(page, "video page, a video saved")
+
     visitor = new_context(browser).new_page()
     visitor.goto(f"{server.url}/{expert}")
     visitor.wait_for_function("() => /Offline/.test(document.querySelector('callme-button')?.shadowRoot.textContent)")
@@ -58,6 +72,16 @@ def test_an_expert_fills_the_profile_and_a_visitor_reads_it(browser, server, exp
     assert "Ask me anything <b>bold</b>." in visitor.text_content("article")
     assert visitor.evaluate("() => document.querySelector('img.profile-photo').naturalWidth") == 512
     assert_accessible(visitor, "public profile")
+    # The intro video plays, and seeks: the browser asks for byte ranges and the server answers 206.
+    visitor.wait_for_function("() => document.querySelector('video.intro-video').readyState >= 1")
+    assert visitor.evaluate("() => Math.round(document.querySelector('video.intro-video').duration)") == 6
+    visitor.evaluate("() => { const v = document.querySelector('video.intro-video'); v.muted = true; return v.play(); }")
+    visitor.wait_for_function("() => document.querySelector('video.intro-video').currentTime > 0.2")
+    visitor.evaluate("() => { document.querySelector('video.intro-video').currentTime = 4.5; }")
+    visitor.wait_for_function("() => { const v = document.querySelector('video.intro-video');"
+                              " return !v.seeking && v.currentTime >= 4.5; }")
+    visitor.evaluate("() => document.querySelector('video.intro-video').pause()")
+    shot(visitor, "profile")
 
     reader = new_context(browser, java_script_enabled=False).new_page()
     reader.goto(f"{server.url}/{expert}")
