@@ -35,8 +35,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "server"))
+sys.path.insert(0, ROOT)
 
 from callme.cli import gunicorn_argv  # noqa: E402
+from tests.scenarios.live import terminate  # noqa: E402
 
 SECRET = "bench-secret-key"
 HANDLE = "ann"
@@ -129,13 +131,8 @@ class Server:
         raise RuntimeError("server did not start")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc:
+            terminate(self.proc)
 
 
 def get(port, path):

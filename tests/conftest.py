@@ -573,3 +573,17 @@ def pg_url():
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CSRF = "csrf-for-tests"
+
+
+def login(client, expert, csrf=CSRF):
+    """Log ``expert`` in on the test ``client`` as the login form would, with a known CSRF token."""
+    from callme.models import ExpertSession
+
+    sid = ExpertSession.open(expert.id, 3600)
+    db.session.commit()
+    with client.session_transaction() as s:
+        s["expert_id"], s["sid"] = expert.id, sid
+        s["csrf"] = csrf

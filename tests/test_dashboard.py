@@ -15,7 +15,7 @@ from callme.extensions import db
 from callme.models import Call, Expert, LedgerEntry, Payment
 from callme.money.paypal import decrypt_secret
 
-from .conftest import add_call, receipt_token
+from .conftest import add_call, login, receipt_token
 
 
 DAY_MS = 24 * 3600 * 1000
@@ -27,14 +27,6 @@ def pinned_now(monkeypatch, clock):
     monkeypatch.setattr(dashboard, "now_utc", lambda: from_ms(clock.now))
 
 
-def login(client, expert):
-    from callme.models import ExpertSession
-
-    sid = ExpertSession.open(expert.id, 3600)
-    db.session.commit()
-    with client.session_transaction() as s:
-        s["expert_id"], s["sid"] = expert.id, sid
-        s["csrf"] = "csrf-for-tests"
 
 
 def totals_of(html):

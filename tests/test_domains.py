@@ -9,11 +9,10 @@ from callme.experts.domains import CustomDomain, DomainError
 from callme.extensions import db
 from callme.models import utcnow
 
-from .conftest import new_expert
+from .conftest import CSRF, login, new_expert
 from .dns_zone import serving_zone
 
 CONFIG = {"PUBLIC_URL": "https://callme.example"}
-CSRF = "csrf-for-tests"
 
 
 @pytest.fixture
@@ -23,14 +22,6 @@ def dns_zone():
         yield zone
 
 
-def login(client, expert):
-    from callme.models import ExpertSession
-
-    sid = ExpertSession.open(expert.id, 3600)
-    db.session.commit()
-    with client.session_transaction() as s:
-        s["expert_id"], s["sid"] = expert.id, sid
-        s["csrf"] = CSRF
 
 
 def https_client(app):

@@ -14,10 +14,9 @@ from callme.experts import profiles
 from callme.extensions import db
 from callme.models import Expert, utcnow
 
-from .test_dashboard import login
+from .conftest import CSRF, login
 from .test_profiles import exif_with_gps, image_bytes
 
-CSRF = "csrf-for-tests"
 
 
 @pytest.fixture

@@ -13,20 +13,12 @@ from PIL import Image
 from callme.experts import media
 from callme.experts.media import ExpertVideo
 from callme.extensions import db
-from callme.models import ExpertSession
 
-from .conftest import seed_expert
+from .conftest import CSRF, login, seed_expert
 from .videos import dash_manifest, hls_playlist, make_video, truncated
 
-CSRF = "csrf-for-tests"
 
 
-def login(client, expert):
-    sid = ExpertSession.open(expert.id, 3600)
-    db.session.commit()
-    with client.session_transaction() as s:
-        s["expert_id"], s["sid"] = expert.id, sid
-        s["csrf"] = CSRF
 
 
 @pytest.fixture(scope="module")

@@ -91,16 +91,27 @@ class LiveServer:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            terminate(self.proc, on_timeout=self.kill)
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()[-5000:]
+
+
+def terminate(proc, timeout=10, on_timeout=None):
+    """Stop a child process: SIGTERM, then (or ``on_timeout``) SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        if on_timeout is not None:
+            on_timeout()
+        else:
+            proc.kill()
+            proc.wait(timeout)
 
 
 def _children(pid):

@@ -15,7 +15,7 @@ import requests
 
 from ..conftest import eventually, seed_expert
 from ..dns_zone import serving_zone
-from .live import ROOT, free_port
+from .live import ROOT, free_port, terminate
 
 ANN, BOB = "ann-law.test", "bob-law.test"
 CADDYFILE = os.path.join(ROOT, "examples", "custom-domain", "Caddyfile.test")
@@ -98,13 +98,7 @@ class Caddy:
         return False
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
