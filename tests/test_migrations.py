@@ -13,6 +13,7 @@ TABLES |= {"mail_outbox"}  # mail and sign-up (notify/outbox.py)
 TABLES |= {"custom_domains"}  # custom domains (experts/domains.py)
 TABLES |= {"expert_profiles"}  # profiles (experts/profiles.py)
 TABLES |= {"expert_videos"}  # intro videos (experts/media.py)
+TABLES |= {"reviews"}  # ratings after paid sessions (reviews.py)
 
 
 def app_on(url):

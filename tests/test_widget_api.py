@@ -60,7 +60,7 @@ def test_status(client, make_expert, make_call, service, online, open_call, stat
     assert r.get_json() == {
         "handle": "ray", "display_name": "Ray", "status": status,
         "price": {"amount": 250, "currency": "EUR"}, "free_seconds": 30, "cap_minutes": 20,
-        "rating": None, "next_available": None,
+        "rating": None, "rating_count": 0, "next_available": None,
     }
     assert r.headers["Cache-Control"] == "public, max-age=5"
     assert "Origin" in r.headers.get("Vary", "")

@@ -70,6 +70,7 @@ const SERVER_FRAMES = {
   ended: {
     reason: isStr, by: optional(isStr), duration_ms: optional(isInt), minutes: optional(isInt),
     amount: optional(isInt), currency: isCurrency, receipt: optional(isStr), call_id: optional(isStr),
+    rating: optional(isStr),
   },
   error: { code: isStr, message: optional(isStr) },
   // the expert console

@@ -238,6 +238,11 @@ function renderEnded(state) {
   if (ended.receipt) {
     receipt.href = `/receipts/${encodeURIComponent(ended.call_id)}?t=${encodeURIComponent(ended.receipt)}`;
   }
+  const rate = $("rate");  // a paid call's rating link (the rating page checks the payment)
+  rate.hidden = !(ended.rating && ended.call_id);
+  if (!rate.hidden) {
+    rate.href = `/rate/${encodeURIComponent(ended.call_id)}?t=${encodeURIComponent(ended.rating)}`;
+  }
   const note = ended.provisional ? "We lost the connection to callme; the final amount will be on your receipt." : "";
   setText($("ended-note"), note);
   $("ended-note").hidden = !note;

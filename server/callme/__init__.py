@@ -64,6 +64,8 @@ def create_app(config=None):
     app.register_blueprint(profile_pages.public_bp)  # /<handle>: static routes always win (werkzeug sorts)
     from .web import media as media_pages
     app.register_blueprint(media_pages.bp)
+    from .web import reviews as review_pages
+    app.register_blueprint(review_pages.bp)
     from .web import domains as domain_pages
     domain_pages.init_app(app)  # pages, the ask endpoint, routing by Host
     app.register_blueprint(pages.bp)

@@ -18,6 +18,7 @@ UPGRADE_FIRST = "run `callme db upgrade` first"
 def init_app(app):
     app.cli.add_command(expert_group)
     app.cli.add_command(payments_group)
+    app.cli.add_command(reviews_group)
     app.cli.add_command(serve)
     app.cli.add_command(demo)
 
@@ -157,6 +158,44 @@ def payments_list_command(handle):
     for p in db.session.scalars(q):
         click.echo(f"{p.id}\t{p.expert.handle}\t{p.call_id}\t{p.state}\t{p.due_minor} {p.currency}\t"
                    f"attempts={p.attempts}\t{p.last_error or ''}")
+
+
+@click.group("reviews")
+def reviews_group():
+    """Ratings after paid sessions: list them, remove one for a policy reason."""
+
+
+@reviews_group.command("remove")
+@click.argument("review_id", type=int)
+@click.option("--reason", required=True, help="The policy the review breaks (shown to nobody, logged and kept).")
+@with_appcontext
+@needs_schema
+def reviews_remove_command(review_id, reason):
+    """Remove a review for a stated policy reason: it no longer shows or counts. Logged."""
+    from .reviews import RatingRefused, remove
+
+    try:
+        review = remove(review_id, reason)
+    except RatingRefused as e:
+        raise click.ClickException(e.message) from None
+    click.echo(f"Review {review.id} (expert {review.expert_id}, call {review.call_id}) removed: "
+               f"{review.removed_reason}")
+
+
+@reviews_group.command("list")
+@click.option("--handle", default=None)
+@with_appcontext
+@needs_schema
+def reviews_list_command(handle):
+    """Reviews, newest first (removed ones marked)."""
+    from .reviews import Review
+
+    q = db.select(Review).order_by(Review.id.desc())
+    if handle:
+        q = q.join(Expert, Expert.id == Review.expert_id).where(Expert.handle == handle.lower())
+    for r in db.session.scalars(q):
+        state = f"removed: {r.removed_reason}" if r.removed_at else "shown"
+        click.echo(f"{r.id}\t{r.expert_id}\t{r.call_id}\t{r.stars}\t{r.created_at:%Y-%m-%d}\t{state}")
 
 
 def gunicorn_argv(bind, workers=1, extra=()):

@@ -162,6 +162,11 @@ class Config:
     DOMAIN_HOST_CACHE = float(_env("DOMAIN_HOST_CACHE", 5))  # seconds a process keeps a Host's lookup
     TLS_ASK_FROM = _list("TLS_ASK_FROM", "127.0.0.1,::1")
     RATE_LIMIT_DOMAIN_CHECK = _env("RATE_LIMIT_DOMAIN_CHECK", "6/60")
+    # Ratings after paid sessions (reviews.py): a paid call may be rated within RATING_WINDOW_DAYS
+    # of its end (the rating link lives as long); the profile shows the RATING_RECENT newest.
+    RATING_WINDOW_DAYS = _int("RATING_WINDOW_DAYS", 14)
+    RATING_RECENT = _int("RATING_RECENT", 10)
+    RATE_LIMIT_RATING = _env("RATE_LIMIT_RATING", "30/600")  # rating form posts per client address
 
     # The background clock (ring time-outs, silence, cap, meter frames). Off for unit tests.
     START_CLOCK = True

@@ -19,7 +19,7 @@ ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 RESERVED_HANDLES = frozenset(
     "api ws w widget embed login logout console dashboard receipts paypal healthz static admin "
     "book bookings appointments help about terms privacy "
-    "signup verify password email dev mailbox media internal".split())
+    "signup verify password email dev mailbox media internal rate".split())
 
 OPEN_STATES = ("created", "ringing", "accepted", "active")
 CALL_STATES = OPEN_STATES + ("ended",)
@@ -360,3 +360,4 @@ from .notify import outbox as _outbox  # noqa: F401,E402
 from .experts import profiles as _profiles  # noqa: F401,E402
 from .experts import media as _media  # noqa: F401,E402
 from .experts import domains as _domains  # noqa: F401,E402
+from . import reviews as _reviews  # noqa: F401,E402

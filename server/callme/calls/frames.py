@@ -175,12 +175,16 @@ def ring(call, now, ring_timeout_s):
     }
 
 
-def ended(call, receipt):
-    return {
+def ended(call, receipt, rating=None):
+    """The end of a call; ``rating`` (a rating link's token) only for a call with an amount due."""
+    frame = {
         "type": "ended", "call_id": call.id, "reason": call.end_reason, "by": call.ended_by,
         "duration_ms": call.billed_ms, "minutes": call.billed_minutes, "amount": call.amount_minor,
         "currency": call.currency, "receipt": receipt,
     }
+    if rating:
+        frame["rating"] = rating
+    return frame
 
 
 def active(terms, started_ms):

@@ -158,7 +158,10 @@ class CallService:
         return frames.ring(call, self.clock(), self.config["RING_TIMEOUT"])
 
     def ended_frame(self, call):
-        return frames.ended(call, self.tokens.receipt_token(call.id))
+        # A call with an amount due gets a rating link too; the capture may still be under way (it
+        # runs after the call ends), so the rating page itself checks that the money was taken.
+        rating = self.tokens.rating_token(call.id) if (call.amount_minor or 0) > 0 else None
+        return frames.ended(call, self.tokens.receipt_token(call.id), rating)
 
     def heartbeat(self, call_id, role, now=None):
         """Note a participant's sign of life; return the time recorded (what its ack says)."""

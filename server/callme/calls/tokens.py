@@ -10,6 +10,7 @@ from ..errors import CallmeError
 
 CALL_SALT = "callme.call.v1"
 RECEIPT_SALT = "callme.receipt.v1"
+RATING_SALT = "callme.rating.v1"
 ROLES = ("visitor", "expert")
 
 
@@ -70,6 +71,16 @@ class Tokens:
 
     def check_receipt_token(self, token, call_id, max_age):
         data = self._load(token, RECEIPT_SALT, max_age)
+        if not isinstance(data, dict) or data.get("c") != call_id:
+            raise TokenError("token_wrong_call", "The token belongs to another call.")
+        return call_id
+
+    def rating_token(self, call_id):
+        """The rating link's token: lets its holder rate ``call_id`` (once, within the window)."""
+        return self._serializer(RATING_SALT).dumps({"c": call_id})
+
+    def check_rating_token(self, token, call_id, max_age):
+        data = self._load(token, RATING_SALT, max_age)
         if not isinstance(data, dict) or data.get("c") != call_id:
             raise TokenError("token_wrong_call", "The token belongs to another call.")
         return call_id

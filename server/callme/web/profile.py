@@ -4,6 +4,7 @@ import os
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_from_directory, url_for
 
+from .. import reviews
 from ..experts import media, profiles
 from ..experts.accounts import published_expert
 from ..experts.profiles import PHOTO_MAX_BYTES, PHOTO_NAME_RE, PhotoInvalid, ProfileInvalid
@@ -155,6 +156,7 @@ def profile(handle):
         price=price_words(expert), free=profiles.free_time_text(expert.free_seconds) if expert.price_minor else "",
         languages=[profiles.language_name(tag) for tag in profile.languages or []],
         ld=structured_data(expert, profile, page_url, image), video=media.video_of(expert.id),
+        ratings=reviews.summary(expert.id, recent=current_app.config.get("RATING_RECENT", 10)),
     )
     # The live status changes: caches must ask again, but may keep the page to revalidate.
     return secure(current_app.make_response(render_template("profile.html", **context)),

@@ -26,8 +26,17 @@ def receipt_page(call_id):
         data = _receipt(call_id)
     except CallmeError as e:  # the page says what is wrong with the link, in the receipt's frame
         return _page(e.status, receipt=None, error=e.message)
-    return _page(receipt=data, error=None,
+    return _page(receipt=data, error=None, rate_url=_rating_link(call_id),
                  json_url=url_for("receipts.receipt_json", call_id=call_id, t=request.args.get("t")))
+
+
+def _rating_link(call_id):
+    """The signed rating link, while the call may be rated (paid, not rated yet, in the window)."""
+    from ..extensions import db
+    from ..models import Call
+    from .reviews import link_for
+
+    return link_for(db.session.get(Call, call_id))
 
 
 @bp.get("/receipts/<call_id>.json")

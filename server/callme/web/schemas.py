@@ -114,7 +114,9 @@ class StatusSchema(Schema):
     price = fields.Nested(PriceSchema)
     free_seconds = fields.Integer()
     cap_minutes = fields.Integer()
-    rating = fields.Float(allow_none=True, metadata={"description": "Average rating, when rated."})
+    rating = fields.Float(allow_none=True, metadata={
+        "description": "Average stars (1-5, one decimal) of the reviews of paid calls; null when not rated."})
+    rating_count = fields.Integer(metadata={"description": "How many reviews the average is of."})
     next_available = fields.String(allow_none=True)
 
 

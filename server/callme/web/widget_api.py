@@ -1,6 +1,7 @@
 """The JSON API for the widget and the expert console: /api/v1."""
 from flask import Blueprint, current_app, jsonify, request
 
+from .. import reviews
 from ..calls import instant
 from ..calls.metering import Terms
 from ..errors import ApiError
@@ -34,12 +35,13 @@ def expert_status(handle):
     expert = instant.expert_by_handle(handle)
     origin = request.headers.get("Origin")
     instant.check_origins(expert, [origin], own_origin())
+    ratings = reviews.summary(expert.id, recent=0)
     body = StatusSchema().dump({
         "handle": expert.handle, "display_name": expert.display_name,
         "status": service().status(expert.id),
         "price": {"amount": expert.price_minor, "currency": expert.currency},
         "free_seconds": expert.free_seconds, "cap_minutes": expert.cap_minutes,
-        "rating": None, "next_available": None,
+        "rating": ratings["average"], "rating_count": ratings["count"], "next_available": None,
     })
     response = jsonify(body)
     response.headers["Cache-Control"] = "public, max-age=5"
