@@ -38,7 +38,7 @@ def sizes():
     for name in files:
         with open(os.path.join(widget_dir, name), "rb") as f:
             total += gz(f.read())
-    print(f"embed.js: {len(embed)} bytes raw, {gz(embed)} bytes gzip -9 (budget 2048)")
+    print(f"embed.js: {len(embed)} bytes raw, {gz(embed)} bytes gzip -9 (budget 2112)")
     print(f"widget JS+CSS: {len(files)} files, {total} bytes gzip -9 in all ({', '.join(files)})")
 
 

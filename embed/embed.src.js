@@ -32,9 +32,10 @@
         .split(currency.toLowerCase())[1]) || 2);
     return [
       STATUS[s.status] || "Offline" + (back > 0 ? ", back " + back.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) : ""),
+      s.rating && "★ " + s.rating.toFixed(1) + " (" + s.rating_count + ")",
       new Intl.NumberFormat([], {style: "currency", currency, minimumFractionDigits: e}).format(amount + "e-" + e) + "/min",
       free > 0 && `first ${free == 60 ? "minute" : free + " seconds"} free`,
-    ].filter(Boolean).join(" · "); // no rating until ratings exist
+    ].filter(Boolean).join(" · ");
   };
 
   // Both shadow roots share one constructed style sheet: a style element would be refused by pages

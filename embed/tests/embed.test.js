@@ -139,11 +139,13 @@ for (const file of ["embed.js", "embed.src.js"]) {
       assert.equal(page.view(page.buttons()[0]).className, "b dark online");
     });
 
-    test("free seconds and status wording; no rating until ratings exist", async () => {
+    test("free seconds, status wording, and the rating with its count once rated", async () => {
       const cases = [
         [{free_seconds: 0}, "Online · $P/min"],
         [{free_seconds: 30}, "Online · $P/min · first 30 seconds free"],
-        [{free_seconds: 90, rating: 4.75}, "Online · $P/min · first 90 seconds free"],
+        [{free_seconds: 90, rating: 4.5, rating_count: 12}, "Online · ★ 4.5 (12) · $P/min · first 90 seconds free"],
+        [{rating: 4, rating_count: 1}, "Online · ★ 4.0 (1) · $P/min · first minute free"],
+        [{rating: null, rating_count: 0}, "Online · $P/min · first minute free"],
         [{status: "offline"}, "Offline · $P/min · first minute free"],
       ];
       for (const [over, line] of cases) {

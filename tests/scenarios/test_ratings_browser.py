@@ -37,6 +37,9 @@ def test_after_a_paid_call_the_visitor_rates_and_the_profile_shows_it(browser, s
     assert "1 rating" in rate.inner_text("#rating-count")
     section = rate.inner_text("#ratings-section")
     assert "Clear <b>answers</b>, thank you." in section and "paid call · 1 min" in section
+    # The button on the page shows it too (the status it reads is cached for 5 s).
+    rate.wait_for_function("() => /★ 4\\.0 \\(1\\)/.test(document.querySelector('callme-button')?.shadowRoot.textContent)",
+                           timeout=15_000)
     rate.context.close()
     page.context.close()
     expert_page.context.close()
