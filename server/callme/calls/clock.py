@@ -69,7 +69,7 @@ class Clock:
         self._stop.set()
 
     def tick(self):
-        """One beat: due calls, meters, and the payment-retry job when its interval is over."""
+        """One beat: due calls, meters, mail retries, and the payment-retry job when its interval is over."""
         now = self.service.clock()
         self.service.tick()
         self.publish_meters(now)

@@ -231,13 +231,18 @@ def sign_up(email, password, handle, name, base_url, config, reserved=()):
         raise
 
 
-def resend_verification(email, base_url, config):
-    """Another verification mail, if an unverified account has this address (the same answer either way)."""
+def _expert_with_address(email):
+    """The expert whose address this is, or None (also for something that is not an address)."""
     try:
         email = normal_email(email)
     except ValueError:
-        return
-    expert = db.session.scalar(db.select(Expert).where(Expert.email == email))
+        return None
+    return db.session.scalar(db.select(Expert).where(Expert.email == email))
+
+
+def resend_verification(email, base_url, config):
+    """Another verification mail, if an unverified account has this address (the same answer either way)."""
+    expert = _expert_with_address(email)
     if expert is not None and expert.email_verified_at is None:
         _send_verification(expert.email, expert.display_name, expert.handle, base_url, config)
         db.session.commit()
@@ -263,11 +268,7 @@ def verify_email(token, config):
 
 def request_password_reset(email, base_url, config):
     """A reset mail to the address, if an account has it (the same answer either way)."""
-    try:
-        email = normal_email(email)
-    except ValueError:
-        return
-    expert = db.session.scalar(db.select(Expert).where(Expert.email == email))
+    expert = _expert_with_address(email)
     if expert is None:
         return
     token = _serializer(config, RESET_SALT).dumps({"i": expert.id, "p": _fingerprint(expert.password_hash)})
